@@ -1,0 +1,83 @@
+import { z } from "zod";
+
+/** Thrown at start when the environment is invalid; names every bad variable at once. */
+export class ConfigError extends Error {
+  readonly problems: readonly string[];
+  constructor(problems: readonly string[]) {
+    super(
+      `invalid configuration (${problems.length} problem${problems.length === 1 ? "" : "s"}):\n` +
+        problems.map((p) => `  - ${p}`).join("\n"),
+    );
+    this.name = "ConfigError";
+    this.problems = problems;
+  }
+}
+
+/**
+ * Parses environment variables with a zod object schema whose keys are the variable names.
+ * Empty strings count as unset, so `FOO=` falls back to the default.
+ */
+export function loadConfig<S extends z.ZodObject>(
+  schema: S,
+  env: Readonly<Record<string, string | undefined>>,
+): z.infer<S> {
+  const input: Record<string, string> = {};
+  for (const key of Object.keys(schema.shape)) {
+    const value = env[key];
+    if (value !== undefined && value !== "") input[key] = value;
+  }
+  const result = schema.safeParse(input);
+  if (result.success) return result.data;
+  const problems = result.error.issues.map((issue) => {
+    const name = issue.path.join(".") || "(environment)";
+    const got = typeof issue.path[0] === "string" ? input[issue.path[0]] : undefined;
+    return `${name}: ${issue.message}${got === undefined ? "" : ` (got "${got}")`}`;
+  });
+  throw new ConfigError(problems);
+}
+
+/** Reusable schema pieces for env vars. */
+export const env = {
+  port: (fallback: number) =>
+    z.coerce
+      .number({ message: "must be a port number" })
+      .int("must be a whole number")
+      .min(0, "must be 0 to 65535")
+      .max(65535, "must be 0 to 65535")
+      .default(fallback),
+  positiveInt: (fallback: number) =>
+    z.coerce
+      .number({ message: "must be a number" })
+      .int("must be a whole number")
+      .positive("must be greater than 0")
+      .default(fallback),
+  logLevel: () =>
+    z
+      .enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"], {
+        message: "must be one of fatal, error, warn, info, debug, trace, silent",
+      })
+      .default("info"),
+  url: (protocols: readonly string[]) =>
+    z
+      .string()
+      .refine(
+        (value) => {
+          try {
+            return protocols.includes(new URL(value).protocol);
+          } catch {
+            return false;
+          }
+        },
+        { message: `must be a URL starting with ${protocols.map((p) => p + "//").join(" or ")}` },
+      )
+      .optional(),
+};
+
+/** The variables every service reads. */
+export const commonConfigSchema = z.object({
+  HOST: z.string().default("0.0.0.0"),
+  LOG_LEVEL: env.logLevel(),
+  REDIS_URL: env.url(["redis:", "rediss:"]),
+  NATS_URL: env.url(["nats:", "tls:"]),
+  SHUTDOWN_TIMEOUT_MS: env.positiveInt(10_000),
+});
