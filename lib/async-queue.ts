@@ -35,7 +35,7 @@ export class AsyncQueue<T> {
     const onAbort = () => this.end();
     signal.addEventListener("abort", onAbort, { once: true });
     try {
-      while (!signal.aborted) {
+      while (true) {
         if (this.overflowed) {
           this.overflowed = false;
           yield { kind: "overflow" };

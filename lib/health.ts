@@ -65,7 +65,9 @@ export function createHealthService(deps: HealthServiceDeps): HealthService {
 
     // Latest-value semantics: a slow reader skips intermediate states and always ends up with the current one.
     async *watch(request, context) {
-      const signals = deps.shutdownSignal ? [context.signal, deps.shutdownSignal] : [context.signal];
+      const signals = deps.shutdownSignal
+        ? [context.signal, deps.shutdownSignal]
+        : [context.signal];
       const signal = AbortSignal.any(signals);
       let wake: (() => void) | undefined;
       const onChange = (): void => {

@@ -9,23 +9,34 @@ import type { Logger } from "./logger.js";
  * address in the message rather than on the first request.
  */
 export async function connectRedis(url: string, logger: Logger): Promise<Redis> {
-  const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 3, enableAutoPipelining: true });
+  const redis = new Redis(url, {
+    lazyConnect: true,
+    maxRetriesPerRequest: 3,
+    enableAutoPipelining: true,
+  });
   redis.on("error", (err: Error) => logger.warn({ err: err.message }, "redis connection error"));
   try {
     await redis.connect();
     await redis.ping();
   } catch (err) {
     redis.disconnect();
-    throw new Error(`cannot reach Redis at ${url}: ${(err as Error).message}; start redis-server or fix REDIS_URL`, {
-      cause: err,
-    });
+    throw new Error(
+      `cannot reach Redis at ${url}: ${(err as Error).message}; start redis-server or fix REDIS_URL`,
+      {
+        cause: err,
+      },
+    );
   }
   logger.info({ redis: url.replace(/\/\/[^@]*@/, "//***@") }, "connected to Redis");
   return redis;
 }
 
 /** NATS when a URL is given, else the in-process bus (one-process mode). */
-export async function connectEventBus(url: string | undefined, logger: Logger, name: string): Promise<EventBus> {
+export async function connectEventBus(
+  url: string | undefined,
+  logger: Logger,
+  name: string,
+): Promise<EventBus> {
   if (url === undefined) {
     logger.info("NATS_URL not set: events stay inside this process");
     return new InProcessEventBus();
@@ -33,8 +44,11 @@ export async function connectEventBus(url: string | undefined, logger: Logger, n
   try {
     return await NatsEventBus.connect(url, logger, name);
   } catch (err) {
-    throw new Error(`cannot reach NATS at ${url}: ${(err as Error).message}; start nats-server or fix NATS_URL`, {
-      cause: err,
-    });
+    throw new Error(
+      `cannot reach NATS at ${url}: ${(err as Error).message}; start nats-server or fix NATS_URL`,
+      {
+        cause: err,
+      },
+    );
   }
 }

@@ -19,10 +19,9 @@ export function valueToJson(value: Value | undefined, field: string): JsonValue 
       return kind.value;
     case "numberValue":
       if (!Number.isFinite(kind.value)) {
-        throw new InvalidArgumentError(
-          `${field} is ${kind.value}; JSON numbers must be finite`,
-          { field },
-        );
+        throw new InvalidArgumentError(`${field} is ${kind.value}; JSON numbers must be finite`, {
+          field,
+        });
       }
       return kind.value;
     case "listValue":

@@ -1,4 +1,10 @@
-import type { DescEnum, DescExtension, DescFile, DescMessage, DescService } from "@bufbuild/protobuf";
+import type {
+  DescEnum,
+  DescExtension,
+  DescFile,
+  DescMessage,
+  DescService,
+} from "@bufbuild/protobuf";
 import { toBinary } from "@bufbuild/protobuf";
 import { FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
 import { Code, type ConnectRouter, type HandlerContext } from "@connectrpc/connect";
@@ -17,7 +23,10 @@ export type ReflectionQuery =
 /** A reflection answer, assignable to the message_response oneof of both versions. */
 export type ReflectionAnswer =
   | { case: "fileDescriptorResponse"; value: { fileDescriptorProto: Uint8Array[] } }
-  | { case: "allExtensionNumbersResponse"; value: { baseTypeName: string; extensionNumber: number[] } }
+  | {
+      case: "allExtensionNumbersResponse";
+      value: { baseTypeName: string; extensionNumber: number[] };
+    }
   | { case: "listServicesResponse"; value: { service: { name: string }[] } }
   | { case: "errorResponse"; value: { errorCode: number; errorMessage: string } };
 
@@ -43,7 +52,8 @@ export function createReflectionIndex(services: readonly DescService[]): Reflect
   const addEnum = (file: DescFile, desc: DescEnum): void => {
     symbols.set(desc.typeName, file);
     const scope = desc.parent?.typeName ?? file.proto.package;
-    for (const value of desc.values) symbols.set(scope ? `${scope}.${value.name}` : value.name, file);
+    for (const value of desc.values)
+      symbols.set(scope ? `${scope}.${value.name}` : value.name, file);
   };
   const addMessage = (file: DescFile, desc: DescMessage): void => {
     symbols.set(desc.typeName, file);
@@ -99,14 +109,21 @@ export function createReflectionIndex(services: readonly DescService[]): Reflect
     answer(query, sent) {
       switch (query.case) {
         case "listServices":
-          return { case: "listServicesResponse", value: { service: serviceNames.map((name) => ({ name })) } };
+          return {
+            case: "listServicesResponse",
+            value: { service: serviceNames.map((name) => ({ name })) },
+          };
         case "fileByFilename": {
           const file = files.get(query.value);
-          return file ? withDependencies(file, sent) : error(Code.NotFound, `file "${query.value}" not found`);
+          return file
+            ? withDependencies(file, sent)
+            : error(Code.NotFound, `file "${query.value}" not found`);
         }
         case "fileContainingSymbol": {
           const file = symbols.get(stripDot(query.value));
-          return file ? withDependencies(file, sent) : error(Code.NotFound, `symbol "${query.value}" not found`);
+          return file
+            ? withDependencies(file, sent)
+            : error(Code.NotFound, `symbol "${query.value}" not found`);
         }
         case "fileContainingExtension": {
           const { containingType, extensionNumber } = query.value;
@@ -117,9 +134,13 @@ export function createReflectionIndex(services: readonly DescService[]): Reflect
         }
         case "allExtensionNumbersOfType": {
           const typeName = stripDot(query.value);
-          if (!symbols.has(typeName)) return error(Code.NotFound, `type "${query.value}" not found`);
+          if (!symbols.has(typeName))
+            return error(Code.NotFound, `type "${query.value}" not found`);
           const numbers = extensionNumbers.get(typeName) ?? [];
-          return { case: "allExtensionNumbersResponse", value: { baseTypeName: typeName, extensionNumber: numbers } };
+          return {
+            case: "allExtensionNumbersResponse",
+            value: { baseTypeName: typeName, extensionNumber: numbers },
+          };
         }
         case undefined:
           return error(Code.InvalidArgument, "empty reflection request");
@@ -136,8 +157,14 @@ export interface ReflectionServiceDeps {
 }
 
 /** gRPC server reflection, v1 and v1alpha over the same index. */
-export function createReflectionService(deps: ReflectionServiceDeps): { routes(router: ConnectRouter): void } {
-  const index = createReflectionIndex([...deps.services, ServerReflectionV1, ServerReflectionV1alpha]);
+export function createReflectionService(deps: ReflectionServiceDeps): {
+  routes(router: ConnectRouter): void;
+} {
+  const index = createReflectionIndex([
+    ...deps.services,
+    ServerReflectionV1,
+    ServerReflectionV1alpha,
+  ]);
 
   async function* answers<R extends { messageRequest: ReflectionQuery }>(
     requests: AsyncIterable<R>,
@@ -171,7 +198,10 @@ export function createReflectionService(deps: ReflectionServiceDeps): { routes(r
 }
 
 /** Yields from `iterable` until it ends or `signal` aborts, whichever comes first. */
-async function* untilAborted<T>(iterable: AsyncIterable<T>, signal: AbortSignal): AsyncGenerator<T> {
+async function* untilAborted<T>(
+  iterable: AsyncIterable<T>,
+  signal: AbortSignal,
+): AsyncGenerator<T> {
   const iterator = iterable[Symbol.asyncIterator]();
   let onAbort = (): void => {};
   const aborted = new Promise<"aborted">((resolve) => {

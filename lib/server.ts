@@ -1,5 +1,9 @@
 import { createServer as createHttp1Server } from "node:http";
-import { createServer as createHttp2Server, type ServerHttp2Session } from "node:http2";
+import {
+  constants as http2Constants,
+  createServer as createHttp2Server,
+  type ServerHttp2Session,
+} from "node:http2";
 import { createServer as createNetServer, type AddressInfo, type Socket } from "node:net";
 import type { DescService } from "@bufbuild/protobuf";
 import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
@@ -60,8 +64,14 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const shutdown = new AbortController();
   const shutdownSignal = shutdown.signal;
 
-  const health = createHealthService({ services: options.services.map((s) => s.typeName), shutdownSignal });
-  const reflection = createReflectionService({ services: [...options.services, Health], shutdownSignal });
+  const health = createHealthService({
+    services: options.services.map((s) => s.typeName),
+    shutdownSignal,
+  });
+  const reflection = createReflectionService({
+    services: [...options.services, Health],
+    shutdownSignal,
+  });
   // Not passing shutdownSignal to the adapter on purpose: it would abort every handler's context.signal,
   // failing in-flight unary calls that forward it to downstream I/O instead of letting them finish.
   const handler = connectNodeAdapter({
@@ -79,7 +89,19 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   let closing = false;
   let onSocketClosed = (): void => {};
 
-  const h2 = createHttp2Server({}, handler);
+  const h2 = createHttp2Server({}, (req, res) => {
+    // A response can end while the client is still sending (a stream the server finished, e.g. on
+    // shutdown). Like gRPC servers, reset the request side with NO_ERROR (RFC 9113 §8.1) so the stream,
+    // and a closing session, do not wait for a client that may never half-close. The compat layer
+    // always ends a response with trailers, submitted in a setImmediate from its own 'wantTrailers'
+    // listener; ours runs after it, so the RST_STREAM is queued behind the trailers, never before.
+    req.stream.once("wantTrailers", () =>
+      setImmediate(() => {
+        if (!req.complete && !req.stream.closed) req.stream.close(http2Constants.NGHTTP2_NO_ERROR);
+      }),
+    );
+    handler(req, res);
+  });
   h2.on("session", (session) => {
     sessions.add(session);
     session.once("close", () => sessions.delete(session));
@@ -124,6 +146,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       resolve();
     });
   });
+  listener.on("error", (err) => logger.error({ err, name }, "listener error"));
   const port = (listener.address() as AddressInfo).port;
   const url = `http://${clientHost(options.host)}:${port}`;
   logger.info({ name, url, services: options.services.map((s) => s.typeName) }, "server listening");
@@ -146,15 +169,23 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     }
     // A connection accepted just now may still be sending its first bytes: once its protocol is known it is
     // closed like the others (GOAWAY, or Connection: close). One that stays silent is dropped soon.
-    const dropSilent = setTimeout(() => {
-      for (const [socket, protocol] of sockets) if (protocol === "pending") socket.destroy();
-    }, Math.min(PENDING_GRACE_MS, shutdownTimeoutMs));
+    const dropSilent = setTimeout(
+      () => {
+        for (const [socket, protocol] of sockets) if (protocol === "pending") socket.destroy();
+      },
+      Math.min(PENDING_GRACE_MS, shutdownTimeoutMs),
+    );
     onSocketClosed();
 
     let timer: NodeJS.Timeout | undefined;
-    const timedOut = new Promise<true>((resolve) => (timer = setTimeout(() => resolve(true), shutdownTimeoutMs)));
+    const timedOut = new Promise<true>(
+      (resolve) => (timer = setTimeout(() => resolve(true), shutdownTimeoutMs)),
+    );
     if ((await Promise.race([allSocketsClosed, timedOut])) === true) {
-      logger.warn({ name, connections: sockets.size, shutdownTimeoutMs }, "shutdown timeout; closing connections");
+      logger.warn(
+        { name, connections: sockets.size, shutdownTimeoutMs },
+        "shutdown timeout; closing connections",
+      );
       for (const session of sessions) session.destroy();
       for (const socket of sockets.keys()) socket.destroy();
     }

@@ -35,7 +35,10 @@ export function loadScripts<Name extends string>(
   if (missing.length > 0) {
     throw new Error(`Lua scripts missing from ${folder}: ${missing.join(", ")}`);
   }
-  const commands = redis as unknown as Record<string, (...args: Array<string | number>) => Promise<unknown>>;
+  const commands = redis as unknown as Record<
+    string,
+    (...args: Array<string | number>) => Promise<unknown>
+  >;
   return {
     run(name, keys, args) {
       if (keys.length !== keyCounts.get(name)) {

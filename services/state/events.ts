@@ -44,7 +44,8 @@ export function toStateChanged(change: StateChange, maxValueBytes = Infinity): S
         key: c.key,
         deleted: c.deleted,
         valueOmitted: omit,
-        value: c.json === undefined || omit ? undefined : jsonToValue(JSON.parse(c.json) as JsonValue),
+        value:
+          c.json === undefined || omit ? undefined : jsonToValue(JSON.parse(c.json) as JsonValue),
       });
     }),
   });
@@ -70,10 +71,19 @@ function fromStateChanged(m: StateChanged): StateChange {
  * `agentainer.state.workflow.changed.<workflow_id>`. Values larger than `maxValueBytes` travel
  * as `value_omitted` and watchers read them with Get.
  */
-export function createStateChangeFeed(bus: EventBus, logger: Logger, maxValueBytes: number): StateChangeFeed {
+export function createStateChangeFeed(
+  bus: EventBus,
+  logger: Logger,
+  maxValueBytes: number,
+): StateChangeFeed {
   return {
     publish(change) {
-      publishEvent(bus, subjects.state.workflowChanged(change.workflowId), StateChangedSchema, toStateChanged(change, maxValueBytes));
+      publishEvent(
+        bus,
+        subjects.state.workflowChanged(change.workflowId),
+        StateChangedSchema,
+        toStateChanged(change, maxValueBytes),
+      );
     },
     subscribe(workflowId, handler) {
       return subscribeEvents(

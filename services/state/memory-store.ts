@@ -127,7 +127,11 @@ export class InMemoryStateStore implements StateStore {
       const e = this.require(workflowId, nowMs);
       const old = e.data.get(key);
       if (old !== undefined && jsonType(old) !== "number") {
-        throw wrongType(key, old, "Increment needs a number (or an absent key); Set a number first or use another key");
+        throw wrongType(
+          key,
+          old,
+          "Increment needs a number (or an absent key); Set a number first or use another key",
+        );
       }
       const n = (old === undefined ? 0 : Number(old)) + delta;
       if (!Number.isFinite(n)) {
@@ -154,7 +158,11 @@ export class InMemoryStateStore implements StateStore {
         json = `[${joined}]`;
         length = elements.length;
       } else if (jsonType(old) !== "array") {
-        throw wrongType(key, old, "AppendToList needs a JSON array (or an absent key); use another key or Set it to []");
+        throw wrongType(
+          key,
+          old,
+          "AppendToList needs a JSON array (or an absent key); use another key or Set it to []",
+        );
       } else {
         json = `${old.slice(0, -1)},${joined}]`;
         length = (e.lengths.get(key) ?? (JSON.parse(old) as unknown[]).length) + elements.length;
@@ -175,7 +183,11 @@ export class InMemoryStateStore implements StateStore {
         json = `[${member}]`;
         size = 1;
       } else if (jsonType(old) !== "array") {
-        throw wrongType(key, old, "AddToSet needs a JSON array (or an absent key); use another key or Set it to []");
+        throw wrongType(
+          key,
+          old,
+          "AddToSet needs a JSON array (or an absent key); use another key or Set it to []",
+        );
       } else {
         // Stored arrays are canonical JSON, so re-encoding an element canonically gives its text.
         const elements = (JSON.parse(old) as JsonValue[]).map(canonicalJson);
@@ -191,11 +203,18 @@ export class InMemoryStateStore implements StateStore {
     });
   }
 
-  compareAndSwap(workflowId: string, key: string, expected: string | undefined, next: StoredValue, nowMs: number) {
+  compareAndSwap(
+    workflowId: string,
+    key: string,
+    expected: string | undefined,
+    next: StoredValue,
+    nowMs: number,
+  ) {
     return this.run(() => {
       const e = this.require(workflowId, nowMs);
       const old = e.data.get(key);
-      const match = expected === undefined ? old === undefined : old !== undefined && jsonEqual(old, expected);
+      const match =
+        expected === undefined ? old === undefined : old !== undefined && jsonEqual(old, expected);
       if (!match) return { swapped: false, version: e.version, current: old };
       const d = checkLimits(workflowId, e, key, next.json, old, key);
       write(e, key, next.json, next.length);
@@ -305,9 +324,13 @@ function jsonType(json: string): JsonType {
 }
 
 function jsonEqual(a: string, b: string): boolean {
-  return a === b || (jsonType(a) === "number" && jsonType(b) === "number" && Number(a) === Number(b));
+  return (
+    a === b || (jsonType(a) === "number" && jsonType(b) === "number" && Number(a) === Number(b))
+  );
 }
 
 function wrongType(key: string, old: string, needs: string): FailedPreconditionError {
-  return new FailedPreconditionError(`key "${key}" holds a ${jsonType(old)}; ${needs}`, { field: "key" });
+  return new FailedPreconditionError(`key "${key}" holds a ${jsonType(old)}; ${needs}`, {
+    field: "key",
+  });
 }

@@ -42,7 +42,11 @@ export class RedisStateStore implements StateStore {
   }
 
   async create(workflowId: string, limits: Limits, nowMs: number) {
-    const r = await this.call("create", workflowId, [limits.maxWorkflowBytes, limits.maxValueBytes, nowMs]);
+    const r = await this.call("create", workflowId, [
+      limits.maxWorkflowBytes,
+      limits.maxValueBytes,
+      nowMs,
+    ]);
     return { created: r[0] === 1, meta: toMeta(workflowId, r) };
   }
 
@@ -99,7 +103,12 @@ export class RedisStateStore implements StateStore {
   }
 
   async append(workflowId: string, key: string, elements: readonly string[]) {
-    const r = await this.call("append", workflowId, [key, elements.length, elements.join(",")], key);
+    const r = await this.call(
+      "append",
+      workflowId,
+      [key, elements.length, elements.join(",")],
+      key,
+    );
     return { version: Number(r[1]), length: Number(r[2]), json: String(r[3]) };
   }
 
@@ -108,11 +117,20 @@ export class RedisStateStore implements StateStore {
     return { added: r[0] === 1, version: Number(r[1]), size: Number(r[2]), json: String(r[3]) };
   }
 
-  async compareAndSwap(workflowId: string, key: string, expected: string | undefined, next: StoredValue) {
+  async compareAndSwap(
+    workflowId: string,
+    key: string,
+    expected: string | undefined,
+    next: StoredValue,
+  ) {
     const args = [key, expected === undefined ? "0" : "1", expected ?? "", next.json, next.length];
     const r = await this.call("compare-and-swap", workflowId, args, key);
     if (r[0] === 1) return { swapped: true, version: Number(r[1]), current: next.json };
-    return { swapped: false, version: Number(r[1]), current: r[2] === null ? undefined : String(r[2]) };
+    return {
+      swapped: false,
+      version: Number(r[1]),
+      current: r[2] === null ? undefined : String(r[2]),
+    };
   }
 
   /** Runs a script and turns its error codes into domain errors (the only place that knows them). */

@@ -49,7 +49,9 @@ export function createStateService(deps: StateServiceDeps): ServiceImpl<typeof S
       return { info: toInfo(await state.describeWorkflowState(req.workflowId)) };
     },
     async expireWorkflowState(req) {
-      return { info: toInfo(await state.expireWorkflowState(req.workflowId, durationToMs(req.ttl, "ttl"))) };
+      return {
+        info: toInfo(await state.expireWorkflowState(req.workflowId, durationToMs(req.ttl, "ttl"))),
+      };
     },
     async deleteWorkflowState(req) {
       return { existed: await state.deleteWorkflowState(req.workflowId) };
@@ -57,12 +59,16 @@ export function createStateService(deps: StateServiceDeps): ServiceImpl<typeof S
     async get(req) {
       const r = await state.get(req.workflowId, req.key);
       if (r.value === undefined) {
-        throw new NotFoundError(`key "${req.key}" is not set in workflow "${req.workflowId}"`, { field: "key" });
+        throw new NotFoundError(`key "${req.key}" is not set in workflow "${req.workflowId}"`, {
+          field: "key",
+        });
       }
       return { value: jsonToValue(r.value), version: BigInt(r.version) };
     },
     async set(req) {
-      return { version: BigInt(await state.set(req.workflowId, req.key, valueToJson(req.value, "value"))) };
+      return {
+        version: BigInt(await state.set(req.workflowId, req.key, valueToJson(req.value, "value"))),
+      };
     },
     async delete(req) {
       const r = await state.delete(req.workflowId, req.key);
@@ -73,7 +79,11 @@ export function createStateService(deps: StateServiceDeps): ServiceImpl<typeof S
       return { values: r.values, version: BigInt(r.version) };
     },
     async putAll(req) {
-      return { version: BigInt(await state.putAll(req.workflowId, checkJson(req.values ?? {}, "values") as JsonObject)) };
+      return {
+        version: BigInt(
+          await state.putAll(req.workflowId, checkJson(req.values ?? {}, "values") as JsonObject),
+        ),
+      };
     },
     async deleteAll(req) {
       const r = await state.deleteAll(req.workflowId);
@@ -93,8 +103,14 @@ export function createStateService(deps: StateServiceDeps): ServiceImpl<typeof S
       return { added: r.added, size: BigInt(r.size), version: BigInt(r.version) };
     },
     async compareAndSwap(req) {
-      const expected = req.expected === undefined ? undefined : valueToJson(req.expected, "expected");
-      const r = await state.compareAndSwap(req.workflowId, req.key, expected, valueToJson(req.newValue, "new_value"));
+      const expected =
+        req.expected === undefined ? undefined : valueToJson(req.expected, "expected");
+      const r = await state.compareAndSwap(
+        req.workflowId,
+        req.key,
+        expected,
+        valueToJson(req.newValue, "new_value"),
+      );
       return {
         swapped: r.swapped,
         current: r.current === undefined ? undefined : jsonToValue(r.current),
@@ -103,7 +119,11 @@ export function createStateService(deps: StateServiceDeps): ServiceImpl<typeof S
     },
     async *watch(req, context: HandlerContext) {
       const signal = AbortSignal.any([context.signal, deps.shutdownSignal]);
-      for await (const change of state.watch(req.workflowId, { keys: req.keys, sendInitial: req.sendInitial, signal })) {
+      for await (const change of state.watch(req.workflowId, {
+        keys: req.keys,
+        sendInitial: req.sendInitial,
+        signal,
+      })) {
         yield { change: toStateChanged(change) };
       }
     },

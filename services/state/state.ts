@@ -37,23 +37,44 @@ function stored(value: JsonValue): StoredValue {
 export function createStateManager(deps: StateDeps) {
   const { store, feed, now } = deps;
 
-  function announce(workflowId: string, version: number, operation: StateOperation, changes: KeyChange[]): void {
+  function announce(
+    workflowId: string,
+    version: number,
+    operation: StateOperation,
+    changes: KeyChange[],
+  ): void {
     feed.publish({ workflowId, version, operation, changes, timeMs: now() });
   }
-  const setTo = (key: string, json: string): KeyChange => ({ key, json, deleted: false, omitted: false });
+  const setTo = (key: string, json: string): KeyChange => ({
+    key,
+    json,
+    deleted: false,
+    omitted: false,
+  });
 
   function resolveLimits(requested: Partial<Limits>): Limits {
     const pick = (asked: number | undefined, max: number, field: string) => {
       if (asked === undefined || asked === 0) return max;
       if (!Number.isSafeInteger(asked) || asked < 0 || asked > max) {
-        throw new InvalidArgumentError(`${field} must be between 1 and ${max} bytes (0 for the default); got ${asked}`, {
-          field,
-        });
+        throw new InvalidArgumentError(
+          `${field} must be between 1 and ${max} bytes (0 for the default); got ${asked}`,
+          {
+            field,
+          },
+        );
       }
       return asked;
     };
-    const maxWorkflowBytes = pick(requested.maxWorkflowBytes, deps.limits.maxWorkflowBytes, "limits.max_workflow_bytes");
-    const maxValueBytes = pick(requested.maxValueBytes, deps.limits.maxValueBytes, "limits.max_value_bytes");
+    const maxWorkflowBytes = pick(
+      requested.maxWorkflowBytes,
+      deps.limits.maxWorkflowBytes,
+      "limits.max_workflow_bytes",
+    );
+    const maxValueBytes = pick(
+      requested.maxValueBytes,
+      deps.limits.maxValueBytes,
+      "limits.max_value_bytes",
+    );
     return { maxWorkflowBytes, maxValueBytes: Math.min(maxValueBytes, maxWorkflowBytes) };
   }
 
@@ -66,7 +87,10 @@ export function createStateManager(deps: StateDeps) {
   }
 
   return {
-    async createWorkflowState(workflowId: string, limits: Partial<Limits>): Promise<{ meta: StateMeta; created: boolean }> {
+    async createWorkflowState(
+      workflowId: string,
+      limits: Partial<Limits>,
+    ): Promise<{ meta: StateMeta; created: boolean }> {
       checkWorkflowId(workflowId);
       const result = await store.create(workflowId, resolveLimits(limits), now());
       if (result.created) announce(workflowId, result.meta.version, "create_workflow_state", []);
@@ -81,9 +105,12 @@ export function createStateManager(deps: StateDeps) {
     async expireWorkflowState(workflowId: string, ttlMs: number): Promise<StateMeta> {
       checkWorkflowId(workflowId);
       if (!Number.isFinite(ttlMs) || ttlMs < 0 || ttlMs > maxTtlMs) {
-        throw new InvalidArgumentError(`ttl must be between 0 (no expiry) and 366 days; got ${ttlMs} ms`, {
-          field: "ttl",
-        });
+        throw new InvalidArgumentError(
+          `ttl must be between 0 (no expiry) and 366 days; got ${ttlMs} ms`,
+          {
+            field: "ttl",
+          },
+        );
       }
       const meta = await store.expire(workflowId, Math.ceil(ttlMs), now());
       announce(workflowId, meta.version, "expire_workflow_state", []);
@@ -97,14 +124,19 @@ export function createStateManager(deps: StateDeps) {
       return dropped !== undefined;
     },
 
-    async get(workflowId: string, key: string): Promise<{ value: JsonValue | undefined; version: number }> {
+    async get(
+      workflowId: string,
+      key: string,
+    ): Promise<{ value: JsonValue | undefined; version: number }> {
       checkWorkflowId(workflowId);
       checkKey(key);
       const r = await store.get(workflowId, key, now());
       return { value: r.json === undefined ? undefined : parse(r.json), version: r.version };
     },
 
-    async getAll(workflowId: string): Promise<{ values: Record<string, JsonValue>; version: number }> {
+    async getAll(
+      workflowId: string,
+    ): Promise<{ values: Record<string, JsonValue>; version: number }> {
       checkWorkflowId(workflowId);
       const r = await store.getAll(workflowId, now());
       const values: Record<string, JsonValue> = {};
@@ -125,7 +157,10 @@ export function createStateManager(deps: StateDeps) {
       checkWorkflowId(workflowId);
       checkKey(key);
       const r = await store.delete(workflowId, key, now());
-      if (r.existed) announce(workflowId, r.version, "delete", [{ key, json: undefined, deleted: true, omitted: false }]);
+      if (r.existed)
+        announce(workflowId, r.version, "delete", [
+          { key, json: undefined, deleted: true, omitted: false },
+        ]);
       return r;
     },
 
@@ -136,10 +171,17 @@ export function createStateManager(deps: StateDeps) {
         return [key, stored(value)];
       });
       if (entries.length === 0) {
-        throw new InvalidArgumentError("values is empty; give at least one key to write", { field: "values" });
+        throw new InvalidArgumentError("values is empty; give at least one key to write", {
+          field: "values",
+        });
       }
       const { version } = await store.putAll(workflowId, entries, now());
-      announce(workflowId, version, "put_all", entries.map(([key, v]) => setTo(key, v.json)));
+      announce(
+        workflowId,
+        version,
+        "put_all",
+        entries.map(([key, v]) => setTo(key, v.json)),
+      );
       return version;
     },
 
@@ -150,29 +192,45 @@ export function createStateManager(deps: StateDeps) {
       return r;
     },
 
-    async increment(workflowId: string, key: string, delta = 1): Promise<{ value: number; version: number }> {
+    async increment(
+      workflowId: string,
+      key: string,
+      delta = 1,
+    ): Promise<{ value: number; version: number }> {
       checkWorkflowId(workflowId);
       checkKey(key);
       if (!Number.isFinite(delta)) {
-        throw new InvalidArgumentError(`delta must be a finite number; got ${delta}`, { field: "delta" });
+        throw new InvalidArgumentError(`delta must be a finite number; got ${delta}`, {
+          field: "delta",
+        });
       }
       const r = await store.increment(workflowId, key, delta, now());
       announce(workflowId, r.version, "increment", [setTo(key, r.json)]);
       return { value: Number(r.json), version: r.version };
     },
 
-    async appendToList(workflowId: string, key: string, values: readonly JsonValue[]): Promise<{ length: number; version: number }> {
+    async appendToList(
+      workflowId: string,
+      key: string,
+      values: readonly JsonValue[],
+    ): Promise<{ length: number; version: number }> {
       checkWorkflowId(workflowId);
       checkKey(key);
       if (values.length === 0) {
-        throw new InvalidArgumentError("values is empty; give at least one value to append", { field: "values" });
+        throw new InvalidArgumentError("values is empty; give at least one value to append", {
+          field: "values",
+        });
       }
       const r = await store.append(workflowId, key, values.map(canonicalJson), now());
       announce(workflowId, r.version, "append_to_list", [setTo(key, r.json)]);
       return { length: r.length, version: r.version };
     },
 
-    async addToSet(workflowId: string, key: string, member: JsonValue): Promise<{ added: boolean; size: number; version: number }> {
+    async addToSet(
+      workflowId: string,
+      key: string,
+      member: JsonValue,
+    ): Promise<{ added: boolean; size: number; version: number }> {
       checkWorkflowId(workflowId);
       checkKey(key);
       const r = await store.addToSet(workflowId, key, canonicalJson(member), now());
@@ -189,9 +247,19 @@ export function createStateManager(deps: StateDeps) {
       checkWorkflowId(workflowId);
       checkKey(key);
       const v = stored(next);
-      const r = await store.compareAndSwap(workflowId, key, expected === undefined ? undefined : canonicalJson(expected), v, now());
+      const r = await store.compareAndSwap(
+        workflowId,
+        key,
+        expected === undefined ? undefined : canonicalJson(expected),
+        v,
+        now(),
+      );
       if (r.swapped) announce(workflowId, r.version, "compare_and_swap", [setTo(key, v.json)]);
-      return { swapped: r.swapped, current: r.current === undefined ? undefined : parse(r.current), version: r.version };
+      return {
+        swapped: r.swapped,
+        current: r.current === undefined ? undefined : parse(r.current),
+        version: r.version,
+      };
     },
 
     /**
@@ -229,7 +297,8 @@ export function createStateManager(deps: StateDeps) {
           last = change.version;
           const relevant =
             keys.size === 0 ? change.changes : change.changes.filter((c) => keys.has(c.key));
-          if (relevant.length > 0 || change.changes.length === 0) yield { ...change, changes: relevant };
+          if (relevant.length > 0 || change.changes.length === 0)
+            yield { ...change, changes: relevant };
           if (change.operation === "delete_workflow_state") return;
         }
       } finally {

@@ -38,25 +38,55 @@ export interface Versioned {
 }
 
 export interface StateStore {
-  create(workflowId: string, limits: Limits, nowMs: number): Promise<{ meta: StateMeta; created: boolean }>;
+  create(
+    workflowId: string,
+    limits: Limits,
+    nowMs: number,
+  ): Promise<{ meta: StateMeta; created: boolean }>;
   describe(workflowId: string, nowMs: number): Promise<StateMeta>;
   /** ttlMs 0 removes a scheduled expiry. */
   expire(workflowId: string, ttlMs: number, nowMs: number): Promise<StateMeta>;
   /** Returns the version the deletion would have had, or undefined when there was no state. */
   drop(workflowId: string, nowMs: number): Promise<Versioned | undefined>;
 
-  get(workflowId: string, key: string, nowMs: number): Promise<Versioned & { json: string | undefined }>;
-  getAll(workflowId: string, nowMs: number): Promise<Versioned & { entries: Array<[string, string]> }>;
+  get(
+    workflowId: string,
+    key: string,
+    nowMs: number,
+  ): Promise<Versioned & { json: string | undefined }>;
+  getAll(
+    workflowId: string,
+    nowMs: number,
+  ): Promise<Versioned & { entries: Array<[string, string]> }>;
   set(workflowId: string, key: string, value: StoredValue, nowMs: number): Promise<Versioned>;
   delete(workflowId: string, key: string, nowMs: number): Promise<Versioned & { existed: boolean }>;
-  putAll(workflowId: string, entries: ReadonlyArray<[string, StoredValue]>, nowMs: number): Promise<Versioned>;
+  putAll(
+    workflowId: string,
+    entries: ReadonlyArray<[string, StoredValue]>,
+    nowMs: number,
+  ): Promise<Versioned>;
   deleteAll(workflowId: string, nowMs: number): Promise<Versioned & { deletedCount: number }>;
 
   /** `json` is the new value's text. */
-  increment(workflowId: string, key: string, delta: number, nowMs: number): Promise<Versioned & { json: string }>;
+  increment(
+    workflowId: string,
+    key: string,
+    delta: number,
+    nowMs: number,
+  ): Promise<Versioned & { json: string }>;
   /** `elements` are canonical JSON texts, at least one. */
-  append(workflowId: string, key: string, elements: readonly string[], nowMs: number): Promise<Versioned & { length: number; json: string }>;
-  addToSet(workflowId: string, key: string, member: string, nowMs: number): Promise<Versioned & { added: boolean; size: number; json: string }>;
+  append(
+    workflowId: string,
+    key: string,
+    elements: readonly string[],
+    nowMs: number,
+  ): Promise<Versioned & { length: number; json: string }>;
+  addToSet(
+    workflowId: string,
+    key: string,
+    member: string,
+    nowMs: number,
+  ): Promise<Versioned & { added: boolean; size: number; json: string }>;
   /** `expected` undefined means "the key must be absent". `current` is the value after the call. */
   compareAndSwap(
     workflowId: string,

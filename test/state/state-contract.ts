@@ -31,7 +31,11 @@ export function describeStateContract(name: string, makeStore: () => Promise<Sto
       fixture = await makeStore();
       fixtures.push(fixture);
       bus = new InProcessEventBus();
-      const feed = createStateChangeFeed(bus, createLogger({ name: "test", level: "silent" }), 64 * 1024);
+      const feed = createStateChangeFeed(
+        bus,
+        createLogger({ name: "test", level: "silent" }),
+        64 * 1024,
+      );
       state = createStateManager({ store: fixture.store, feed, now: Date.now, limits });
       wf = "wf-" + randomUUID();
       await state.createWorkflowState(wf, {});
@@ -51,9 +55,16 @@ export function describeStateContract(name: string, makeStore: () => Promise<Sto
       });
 
       it("lets a workflow lower its limits but never raise them", async () => {
-        const low = await state.createWorkflowState(wf + "-low", { maxWorkflowBytes: 1000, maxValueBytes: 100 });
+        const low = await state.createWorkflowState(wf + "-low", {
+          maxWorkflowBytes: 1000,
+          maxValueBytes: 100,
+        });
         expect(low.meta.limits).toEqual({ maxWorkflowBytes: 1000, maxValueBytes: 100 });
-        await expect(state.createWorkflowState(wf + "-high", { maxWorkflowBytes: limits.maxWorkflowBytes + 1 })).rejects.toMatchObject({
+        await expect(
+          state.createWorkflowState(wf + "-high", {
+            maxWorkflowBytes: limits.maxWorkflowBytes + 1,
+          }),
+        ).rejects.toMatchObject({
           kind: "invalid_argument",
           field: "limits.max_workflow_bytes",
         });
@@ -61,7 +72,10 @@ export function describeStateContract(name: string, makeStore: () => Promise<Sto
 
       it("rejects workflow ids that are empty, too long or hold other characters", async () => {
         for (const bad of ["", "a".repeat(129), "has space", "has.dot", "{wf}", "ünïcode"]) {
-          await expect(state.createWorkflowState(bad, {})).rejects.toMatchObject({ kind: "invalid_argument", field: "workflow_id" });
+          await expect(state.createWorkflowState(bad, {})).rejects.toMatchObject({
+            kind: "invalid_argument",
+            field: "workflow_id",
+          });
         }
       });
     });
@@ -97,7 +111,20 @@ export function describeStateContract(name: string, makeStore: () => Promise<Sto
 
     describe("keys and values", () => {
       it("round-trips every kind of JSON value", async () => {
-        const values: JsonValue[] = [null, true, false, 0, -1.5, 1e300, "", "héllo ✓ \"quoted\" \\ \n", [], [1, [2, { a: null }]], {}, { z: 1, a: { y: [true] } }];
+        const values: JsonValue[] = [
+          null,
+          true,
+          false,
+          0,
+          -1.5,
+          1e300,
+          "",
+          'héllo ✓ "quoted" \\ \n',
+          [],
+          [1, [2, { a: null }]],
+          {},
+          { z: 1, a: { y: [true] } },
+        ];
         for (const [i, value] of values.entries()) {
           await state.set(wf, `k${i}`, value);
           expect((await state.get(wf, `k${i}`)).value).toEqual(value);
@@ -112,10 +139,22 @@ export function describeStateContract(name: string, makeStore: () => Promise<Sto
       });
 
       it("rejects empty, oversize and control-character keys", async () => {
-        await expect(state.set(wf, "", 1)).rejects.toMatchObject({ kind: "invalid_argument", field: "key" });
-        await expect(state.set(wf, "x".repeat(1025), 1)).rejects.toMatchObject({ kind: "invalid_argument", field: "key" });
-        await expect(state.set(wf, "a\nb", 1)).rejects.toMatchObject({ kind: "invalid_argument", field: "key" });
-        await expect(state.putAll(wf, { ok: 1, "": 2 })).rejects.toMatchObject({ kind: "invalid_argument", field: "values." });
+        await expect(state.set(wf, "", 1)).rejects.toMatchObject({
+          kind: "invalid_argument",
+          field: "key",
+        });
+        await expect(state.set(wf, "x".repeat(1025), 1)).rejects.toMatchObject({
+          kind: "invalid_argument",
+          field: "key",
+        });
+        await expect(state.set(wf, "a\nb", 1)).rejects.toMatchObject({
+          kind: "invalid_argument",
+          field: "key",
+        });
+        await expect(state.putAll(wf, { ok: 1, "": 2 })).rejects.toMatchObject({
+          kind: "invalid_argument",
+          field: "values.",
+        });
         expect((await state.getAll(wf)).values).toEqual({});
       });
 
@@ -131,7 +170,10 @@ export function describeStateContract(name: string, makeStore: () => Promise<Sto
         await state.set(wf, "keep", "old");
         await state.putAll(wf, { a: 1, b: [2] });
         expect((await state.getAll(wf)).values).toEqual({ keep: "old", a: 1, b: [2] });
-        await expect(state.putAll(wf, {})).rejects.toMatchObject({ kind: "invalid_argument", field: "values" });
+        await expect(state.putAll(wf, {})).rejects.toMatchObject({
+          kind: "invalid_argument",
+          field: "values",
+        });
         const cleared = await state.deleteAll(wf);
         expect(cleared.deletedCount).toBe(3);
         expect((await state.getAll(wf)).values).toEqual({});
@@ -178,15 +220,26 @@ export function describeStateContract(name: string, makeStore: () => Promise<Sto
 
       it("refuses a non-number with FAILED_PRECONDITION and changes nothing", async () => {
         await state.set(wf, "s", "text");
-        await expect(state.increment(wf, "s")).rejects.toMatchObject({ kind: "failed_precondition", field: "key" });
-        await expect(state.increment(wf, "s")).rejects.toThrow(/holds a string; Increment needs a number/);
+        await expect(state.increment(wf, "s")).rejects.toMatchObject({
+          kind: "failed_precondition",
+          field: "key",
+        });
+        await expect(state.increment(wf, "s")).rejects.toThrow(
+          /holds a string; Increment needs a number/,
+        );
         expect((await state.get(wf, "s")).value).toBe("text");
       });
 
       it("refuses a delta or result that is not finite", async () => {
-        await expect(state.increment(wf, "c", Number.NaN)).rejects.toMatchObject({ kind: "invalid_argument", field: "delta" });
+        await expect(state.increment(wf, "c", Number.NaN)).rejects.toMatchObject({
+          kind: "invalid_argument",
+          field: "delta",
+        });
         await state.set(wf, "big", 1.7e308);
-        await expect(state.increment(wf, "big", 1.7e308)).rejects.toMatchObject({ kind: "invalid_argument", field: "delta" });
+        await expect(state.increment(wf, "big", 1.7e308)).rejects.toMatchObject({
+          kind: "invalid_argument",
+          field: "delta",
+        });
         expect((await state.get(wf, "big")).value).toBe(1.7e308);
       });
 
@@ -217,29 +270,57 @@ export function describeStateContract(name: string, makeStore: () => Promise<Sto
 
       it("refuses a non-array with FAILED_PRECONDITION and changes nothing", async () => {
         await state.set(wf, "n", 5);
-        await expect(state.appendToList(wf, "n", [1])).rejects.toThrow(/holds a number; AppendToList needs a JSON array/);
-        await expect(state.appendToList(wf, "n", [1])).rejects.toMatchObject({ kind: "failed_precondition" });
+        await expect(state.appendToList(wf, "n", [1])).rejects.toThrow(
+          /holds a number; AppendToList needs a JSON array/,
+        );
+        await expect(state.appendToList(wf, "n", [1])).rejects.toMatchObject({
+          kind: "failed_precondition",
+        });
         expect((await state.get(wf, "n")).value).toBe(5);
-        await expect(state.appendToList(wf, "n2", [])).rejects.toMatchObject({ kind: "invalid_argument", field: "values" });
+        await expect(state.appendToList(wf, "n2", [])).rejects.toMatchObject({
+          kind: "invalid_argument",
+          field: "values",
+        });
       });
 
       it("keeps every element appended by concurrent writers", async () => {
-        await Promise.all(Array.from({ length: 50 }, (_, i) => state.appendToList(wf, "r", [{ i }])));
+        await Promise.all(
+          Array.from({ length: 50 }, (_, i) => state.appendToList(wf, "r", [{ i }])),
+        );
         const list = (await state.get(wf, "r")).value as Array<{ i: number }>;
-        expect(list.map((x) => x.i).sort((a, b) => a - b)).toEqual(Array.from({ length: 50 }, (_, i) => i));
+        expect(list.map((x) => x.i).sort((a, b) => a - b)).toEqual(
+          Array.from({ length: 50 }, (_, i) => i),
+        );
       });
     });
 
     describe("AddToSet", () => {
       it("adds new members, compares by value, and reports the size", async () => {
         expect(await state.addToSet(wf, "s", "a")).toMatchObject({ added: true, size: 1 });
-        expect(await state.addToSet(wf, "s", { x: 1, y: [1, "a,b"] })).toMatchObject({ added: true, size: 2 });
-        expect(await state.addToSet(wf, "s", { y: [1, "a,b"], x: 1 })).toMatchObject({ added: false, size: 2 });
+        expect(await state.addToSet(wf, "s", { x: 1, y: [1, "a,b"] })).toMatchObject({
+          added: true,
+          size: 2,
+        });
+        expect(await state.addToSet(wf, "s", { y: [1, "a,b"], x: 1 })).toMatchObject({
+          added: false,
+          size: 2,
+        });
         expect(await state.addToSet(wf, "s", "a")).toMatchObject({ added: false, size: 2 });
         expect(await state.addToSet(wf, "s", ["a"])).toMatchObject({ added: true, size: 3 });
-        expect(await state.addToSet(wf, "s", 'say "hi", [ok]')).toMatchObject({ added: true, size: 4 });
-        expect(await state.addToSet(wf, "s", 'say "hi", [ok]')).toMatchObject({ added: false, size: 4 });
-        expect((await state.get(wf, "s")).value).toEqual(["a", { x: 1, y: [1, "a,b"] }, ["a"], 'say "hi", [ok]']);
+        expect(await state.addToSet(wf, "s", 'say "hi", [ok]')).toMatchObject({
+          added: true,
+          size: 4,
+        });
+        expect(await state.addToSet(wf, "s", 'say "hi", [ok]')).toMatchObject({
+          added: false,
+          size: 4,
+        });
+        expect((await state.get(wf, "s")).value).toEqual([
+          "a",
+          { x: 1, y: [1, "a,b"] },
+          ["a"],
+          'say "hi", [ok]',
+        ]);
       });
 
       it("treats an array written with Set as the set", async () => {
@@ -249,28 +330,49 @@ export function describeStateContract(name: string, makeStore: () => Promise<Sto
       });
 
       it("adds each member once under concurrency", async () => {
-        const results = await Promise.all(Array.from({ length: 40 }, (_, i) => state.addToSet(wf, "u", `id-${i % 10}`)));
+        const results = await Promise.all(
+          Array.from({ length: 40 }, (_, i) => state.addToSet(wf, "u", `id-${i % 10}`)),
+        );
         expect(results.filter((r) => r.added)).toHaveLength(10);
-        expect(((await state.get(wf, "u")).value as string[]).sort()).toEqual(Array.from({ length: 10 }, (_, i) => `id-${i}`).sort());
+        expect(((await state.get(wf, "u")).value as string[]).sort()).toEqual(
+          Array.from({ length: 10 }, (_, i) => `id-${i}`).sort(),
+        );
       });
 
       it("refuses a non-array with FAILED_PRECONDITION", async () => {
         await state.set(wf, "o", { a: 1 });
-        await expect(state.addToSet(wf, "o", 1)).rejects.toThrow(/holds a object; AddToSet needs a JSON array/);
+        await expect(state.addToSet(wf, "o", 1)).rejects.toThrow(
+          /holds a object; AddToSet needs a JSON array/,
+        );
       });
     });
 
     describe("CompareAndSwap", () => {
       it("with no expected value swaps only when the key is absent", async () => {
-        expect(await state.compareAndSwap(wf, "lock", undefined, "me")).toMatchObject({ swapped: true, current: "me" });
-        expect(await state.compareAndSwap(wf, "lock", undefined, "you")).toMatchObject({ swapped: false, current: "me" });
+        expect(await state.compareAndSwap(wf, "lock", undefined, "me")).toMatchObject({
+          swapped: true,
+          current: "me",
+        });
+        expect(await state.compareAndSwap(wf, "lock", undefined, "you")).toMatchObject({
+          swapped: false,
+          current: "me",
+        });
       });
 
       it("treats null as a stored value, not as absence", async () => {
         await state.set(wf, "n", null);
-        expect(await state.compareAndSwap(wf, "n", undefined, 1)).toMatchObject({ swapped: false, current: null });
-        expect(await state.compareAndSwap(wf, "n", null, 1)).toMatchObject({ swapped: true, current: 1 });
-        expect(await state.compareAndSwap(wf, "absent", null, 1)).toMatchObject({ swapped: false, current: undefined });
+        expect(await state.compareAndSwap(wf, "n", undefined, 1)).toMatchObject({
+          swapped: false,
+          current: null,
+        });
+        expect(await state.compareAndSwap(wf, "n", null, 1)).toMatchObject({
+          swapped: true,
+          current: 1,
+        });
+        expect(await state.compareAndSwap(wf, "absent", null, 1)).toMatchObject({
+          swapped: false,
+          current: undefined,
+        });
       });
 
       it("compares objects by value and numbers written by Increment by value", async () => {
@@ -325,7 +427,10 @@ export function describeStateContract(name: string, makeStore: () => Promise<Sto
         for (const attempt of attempts) {
           await expect(attempt()).rejects.toMatchObject({ kind: "resource_exhausted" });
         }
-        expect({ all: await state.getAll(id), meta: await state.describeWorkflowState(id) }).toEqual(before);
+        expect({
+          all: await state.getAll(id),
+          meta: await state.describeWorkflowState(id),
+        }).toEqual(before);
       });
 
       it("allows writes up to the limit exactly and frees space on delete", async () => {
@@ -355,7 +460,16 @@ export function describeStateContract(name: string, makeStore: () => Promise<Sto
         const meta = await state.expireWorkflowState(wf, 300);
         expect(meta.expireTimeMs).toBeGreaterThan(Date.now());
         await state.set(wf, "b", [1]); // written after the expiry was set: expires too
-        await expect.poll(() => state.describeWorkflowState(wf).then(() => "present", (e: { kind: string }) => e.kind), { timeout: 5000 }).toBe("not_found");
+        await expect
+          .poll(
+            () =>
+              state.describeWorkflowState(wf).then(
+                () => "present",
+                (e: { kind: string }) => e.kind,
+              ),
+            { timeout: 5000 },
+          )
+          .toBe("not_found");
 
         const kept = wf + "-kept";
         await state.createWorkflowState(kept, {});
@@ -364,14 +478,21 @@ export function describeStateContract(name: string, makeStore: () => Promise<Sto
         expect((await state.expireWorkflowState(kept, 0)).expireTimeMs).toBeUndefined();
         await new Promise((r) => setTimeout(r, 600));
         expect((await state.get(kept, "a")).value).toBe(1);
-        await expect(state.expireWorkflowState(kept, -1)).rejects.toMatchObject({ kind: "invalid_argument", field: "ttl" });
+        await expect(state.expireWorkflowState(kept, -1)).rejects.toMatchObject({
+          kind: "invalid_argument",
+          field: "ttl",
+        });
       });
     });
 
     describe("change feed and Watch", () => {
       it("announces each write with its version and new value", async () => {
         const seen: StateChange[] = [];
-        const feed = createStateChangeFeed(bus, createLogger({ name: "t", level: "silent" }), 64 * 1024);
+        const feed = createStateChangeFeed(
+          bus,
+          createLogger({ name: "t", level: "silent" }),
+          64 * 1024,
+        );
         const sub = feed.subscribe(wf, (c) => seen.push(c));
         await state.set(wf, "a", { x: 1 });
         await state.increment(wf, "n", 2);
@@ -391,7 +512,12 @@ export function describeStateContract(name: string, makeStore: () => Promise<Sto
         const ac = new AbortController();
         const received: StateChange[] = [];
         const done = (async () => {
-          for await (const c of state.watch(wf, { keys: ["a"], sendInitial: true, signal: ac.signal })) received.push(c);
+          for await (const c of state.watch(wf, {
+            keys: ["a"],
+            sendInitial: true,
+            signal: ac.signal,
+          }))
+            received.push(c);
         })();
         await expect.poll(() => received.length).toBe(1);
         await state.increment(wf, "a");
@@ -400,8 +526,15 @@ export function describeStateContract(name: string, makeStore: () => Promise<Sto
         await state.set(wf, "a", "last");
         await state.deleteWorkflowState(wf);
         await done;
-        expect(received.map((c) => c.operation)).toEqual(["snapshot", "increment", "set", "delete_workflow_state"]);
-        expect(received[0]?.changes).toEqual([{ key: "a", json: "1", deleted: false, omitted: false }]);
+        expect(received.map((c) => c.operation)).toEqual([
+          "snapshot",
+          "increment",
+          "set",
+          "delete_workflow_state",
+        ]);
+        expect(received[0]?.changes).toEqual([
+          { key: "a", json: "1", deleted: false, omitted: false },
+        ]);
         expect(received[1]?.changes[0]?.json).toBe("2");
         expect(received[2]?.changes[0]?.json).toBe('"last"');
         expect(received.map((c) => c.version)).toEqual([2, 3, 6, 7]);
@@ -411,7 +544,12 @@ export function describeStateContract(name: string, makeStore: () => Promise<Sto
         const ac = new AbortController();
         const received: StateChange[] = [];
         const done = (async () => {
-          for await (const c of state.watch(wf, { keys: [], sendInitial: false, signal: ac.signal })) received.push(c);
+          for await (const c of state.watch(wf, {
+            keys: [],
+            sendInitial: false,
+            signal: ac.signal,
+          }))
+            received.push(c);
         })();
         await new Promise((r) => setTimeout(r, 50));
         // A write whose event is lost: straight to the store, bypassing the feed.
@@ -428,7 +566,8 @@ export function describeStateContract(name: string, makeStore: () => Promise<Sto
         const ac = new AbortController();
         const done = (async () => {
           let n = 0;
-          for await (const _ of state.watch(wf, { keys: [], sendInitial: true, signal: ac.signal })) n++;
+          for await (const _ of state.watch(wf, { keys: [], sendInitial: true, signal: ac.signal }))
+            n++;
           return n;
         })();
         await new Promise((r) => setTimeout(r, 20));

@@ -14,6 +14,8 @@ export interface ServerOptions {
   dir?: string;
   /** How long to wait for the server to answer; default 15 s. */
   readyTimeoutMs?: number;
+  /** Appended to the command line, e.g. `["--appendonly", "yes"]` to keep Redis data across a restart. */
+  extraArgs?: readonly string[];
 }
 
 export interface RunningServer {
@@ -83,7 +85,8 @@ async function startServer(options: ServerOptions, spec: ServerSpec): Promise<Ru
   let lastError: Error | undefined;
   for (let attempt = 0; attempt < attempts; attempt++) {
     const port = options.port ?? (await freePort());
-    const child = spawn(binary, spec.args(port, dir), {
+    const args = [...spec.args(port, dir), ...(options.extraArgs ?? [])];
+    const child = spawn(binary, args, {
       cwd: dir,
       stdio: ["ignore", "pipe", "pipe"],
     });

@@ -1,0 +1,22 @@
+import { Command, CommanderError } from "commander";
+import { serveCommand } from "./serve.js";
+
+/** Builds the `agentainer` program; `main` runs it and returns the exit code. */
+export function createProgram(): Command {
+  return new Command("agentainer")
+    .description("Agentainer Flow: workflows whose steps run in containers")
+    .version("0.1.0")
+    .showHelpAfterError()
+    .addCommand(serveCommand());
+}
+
+export async function main(argv: readonly string[]): Promise<number> {
+  const program = createProgram().exitOverride();
+  try {
+    await program.parseAsync([...argv]);
+    return typeof process.exitCode === "number" ? process.exitCode : 0;
+  } catch (err) {
+    if (err instanceof CommanderError) return err.exitCode;
+    throw err;
+  }
+}
