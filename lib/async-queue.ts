@@ -35,7 +35,7 @@ export class AsyncQueue<T> {
     const onAbort = () => this.end();
     signal.addEventListener("abort", onAbort, { once: true });
     try {
-      while (true) {
+      while (!signal.aborted) {
         if (this.overflowed) {
           this.overflowed = false;
           yield { kind: "overflow" };

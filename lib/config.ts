@@ -24,7 +24,7 @@ export function loadConfig<S extends z.ZodObject>(
   const input: Record<string, string> = {};
   for (const key of Object.keys(schema.shape)) {
     const value = env[key];
-    if (value !== undefined && value !== "") input[key] = value;
+    if (value !== undefined && value.trim() !== "") input[key] = value.trim();
   }
   const result = schema.safeParse(input);
   if (result.success) return result.data;
@@ -36,20 +36,23 @@ export function loadConfig<S extends z.ZodObject>(
   throw new ConfigError(problems);
 }
 
+/** Digits only (no signs, hex, exponents or fractions), as a number. */
+function decimal(message: string) {
+  return z
+    .string()
+    .regex(/^\d+$/, message)
+    .transform((s) => Number(s));
+}
+
 /** Reusable schema pieces for env vars. */
 export const env = {
   port: (fallback: number) =>
-    z.coerce
-      .number({ message: "must be a port number" })
-      .int("must be a whole number")
-      .min(0, "must be 0 to 65535")
-      .max(65535, "must be 0 to 65535")
+    decimal("must be a port number, 0 to 65535")
+      .pipe(z.number().max(65535, "must be a port number, 0 to 65535"))
       .default(fallback),
   positiveInt: (fallback: number) =>
-    z.coerce
-      .number({ message: "must be a number" })
-      .int("must be a whole number")
-      .positive("must be greater than 0")
+    decimal("must be a whole number greater than 0")
+      .pipe(z.number().positive("must be a whole number greater than 0"))
       .default(fallback),
   logLevel: () =>
     z

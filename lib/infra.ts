@@ -21,13 +21,13 @@ export async function connectRedis(url: string, logger: Logger): Promise<Redis> 
   } catch (err) {
     redis.disconnect();
     throw new Error(
-      `cannot reach Redis at ${url}: ${(err as Error).message}; start redis-server or fix REDIS_URL`,
+      `cannot reach Redis at ${redactUrl(url)}: ${(err as Error).message}; start redis-server or fix REDIS_URL`,
       {
         cause: err,
       },
     );
   }
-  logger.info({ redis: url.replace(/\/\/[^@]*@/, "//***@") }, "connected to Redis");
+  logger.info({ redis: redactUrl(url) }, "connected to Redis");
   return redis;
 }
 
@@ -45,10 +45,15 @@ export async function connectEventBus(
     return await NatsEventBus.connect(url, logger, name);
   } catch (err) {
     throw new Error(
-      `cannot reach NATS at ${url}: ${(err as Error).message}; start nats-server or fix NATS_URL`,
+      `cannot reach NATS at ${redactUrl(url)}: ${(err as Error).message}; start nats-server or fix NATS_URL`,
       {
         cause: err,
       },
     );
   }
+}
+
+/** A URL with any user and password replaced by `***`, for logs and error messages. */
+export function redactUrl(url: string): string {
+  return url.replace(/\/\/[^@/]*@/, "//***@");
 }

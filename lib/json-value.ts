@@ -27,7 +27,8 @@ export function valueToJson(value: Value | undefined, field: string): JsonValue 
     case "listValue":
       return kind.value.values.map((v, i) => valueToJson(v, `${field}[${i}]`));
     case "structValue": {
-      const out: { [k: string]: JsonValue } = {};
+      // A null prototype keeps a field named "__proto__" an ordinary key.
+      const out = Object.create(null) as { [k: string]: JsonValue };
       for (const [k, v] of Object.entries(kind.value.fields)) {
         out[k] = valueToJson(v, `${field}.${k}`);
       }

@@ -10,6 +10,12 @@ export class InProcessEventBus implements EventBus {
   private scheduled = false;
   private closed = false;
 
+  /** `onHandlerError` hears what a handler threw; the other handlers and messages still run. */
+  constructor(
+    private readonly onHandlerError: (err: unknown, subject: string) => void = (err, subject) =>
+      process.emitWarning(`event handler for ${subject} failed: ${String(err)}`),
+  ) {}
+
   publish(subject: string, data: Uint8Array): void {
     if (this.closed) return;
     this.pending.push({ subject, data });
@@ -42,7 +48,12 @@ export class InProcessEventBus implements EventBus {
     this.pending = [];
     for (const message of batch) {
       for (const { pattern, handler } of [...this.handlers]) {
-        if (subjectMatches(pattern, message.subject)) handler(message);
+        if (!subjectMatches(pattern, message.subject)) continue;
+        try {
+          handler(message);
+        } catch (err) {
+          this.onHandlerError(err, message.subject);
+        }
       }
     }
   }

@@ -39,7 +39,11 @@ export class NatsEventBus implements EventBus {
           this.logger.warn({ err, subject }, "subscription error");
           return;
         }
-        handler({ subject: msg.subject, data: msg.data });
+        try {
+          handler({ subject: msg.subject, data: msg.data });
+        } catch (handlerErr) {
+          this.logger.error({ err: handlerErr, subject: msg.subject }, "event handler failed");
+        }
       },
     });
     return { unsubscribe: () => sub.unsubscribe() };

@@ -139,7 +139,7 @@ export function createStateManager(deps: StateDeps) {
     ): Promise<{ values: Record<string, JsonValue>; version: number }> {
       checkWorkflowId(workflowId);
       const r = await store.getAll(workflowId, now());
-      const values: Record<string, JsonValue> = {};
+      const values = Object.create(null) as Record<string, JsonValue>;
       for (const [key, json] of r.entries) values[key] = parse(json);
       return { values, version: r.version };
     },

@@ -123,12 +123,12 @@ describe("loadConfig", () => {
       expect(err.problems).toHaveLength(6);
       expect([...err.problems].sort()).toEqual(
         [
-          'PORT: must be a port number (got "http")',
+          'PORT: must be a port number, 0 to 65535 (got "http")',
           'REDIS_URL: must be a URL starting with redis:// or rediss:// (got "http://localhost:6379")',
-          'STATE_WATCH_BUFFER: must be greater than 0 (got "-5")',
+          'STATE_WATCH_BUFFER: must be a whole number greater than 0 (got "-5")',
           'LOG_LEVEL: must be one of fatal, error, warn, info, debug, trace, silent (got "loud")',
           'NATS_URL: must be a URL starting with nats:// or tls:// (got "not a url")',
-          'SHUTDOWN_TIMEOUT_MS: must be a whole number (got "1.5")',
+          'SHUTDOWN_TIMEOUT_MS: must be a whole number greater than 0 (got "1.5")',
         ].sort(),
       );
       for (const problem of err.problems) expect(err.message).toContain(problem);
@@ -138,27 +138,27 @@ describe("loadConfig", () => {
 
     it("says '1 problem' in the singular", () => {
       const err = configError(stateConfigSchema, { PORT: "70000" });
-      expect(err.problems).toEqual(['PORT: must be 0 to 65535 (got "70000")']);
+      expect(err.problems).toEqual(['PORT: must be a port number, 0 to 65535 (got "70000")']);
       expect(err.message).toBe(
-        'invalid configuration (1 problem):\n  - PORT: must be 0 to 65535 (got "70000")',
+        'invalid configuration (1 problem):\n  - PORT: must be a port number, 0 to 65535 (got "70000")',
       );
     });
 
     it("rejects a negative port", () => {
       expect(configError(stateConfigSchema, { PORT: "-1" }).problems).toEqual([
-        'PORT: must be 0 to 65535 (got "-1")',
+        'PORT: must be a port number, 0 to 65535 (got "-1")',
       ]);
     });
 
     it("rejects zero where a positive integer is required", () => {
       expect(configError(stateConfigSchema, { STATE_MAX_VALUE_BYTES: "0" }).problems).toEqual([
-        'STATE_MAX_VALUE_BYTES: must be greater than 0 (got "0")',
+        'STATE_MAX_VALUE_BYTES: must be a whole number greater than 0 (got "0")',
       ]);
     });
 
     it("rejects text where a positive integer is required", () => {
       expect(configError(stateConfigSchema, { STATE_MAX_VALUE_BYTES: "1MB" }).problems).toEqual([
-        'STATE_MAX_VALUE_BYTES: must be a number (got "1MB")',
+        'STATE_MAX_VALUE_BYTES: must be a whole number greater than 0 (got "1MB")',
       ]);
     });
 
