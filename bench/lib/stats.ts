@@ -1,4 +1,5 @@
-// Pure helpers for benchmarks: latency percentiles and a closed-loop load runner.
+// Helpers for benchmarks: latency percentiles, a closed-loop load runner, process CPU time.
+import { readFileSync } from "node:fs";
 
 export interface Summary {
   /** Successful calls in the measured window. */
@@ -10,6 +11,8 @@ export interface Summary {
   p50: number;
   p99: number;
   max: number;
+  /** CPU time of this whole process (user + system) per successful call, in microseconds. */
+  cpuUsPerOp: number;
 }
 
 /** Nearest-rank percentile (0 < p ≤ 100) of an ascending array; NaN when empty. */
@@ -19,7 +22,12 @@ export function percentile(sorted: Float64Array, p: number): number {
   return sorted[Math.min(sorted.length, Math.max(1, rank)) - 1] ?? NaN;
 }
 
-export function summarize(latenciesMs: readonly number[], errors: number, seconds: number): Summary {
+export function summarize(
+  latenciesMs: readonly number[],
+  errors: number,
+  seconds: number,
+  cpuUs = NaN,
+): Summary {
   const sorted = Float64Array.from(latenciesMs).sort();
   return {
     ok: sorted.length,
@@ -29,6 +37,7 @@ export function summarize(latenciesMs: readonly number[], errors: number, second
     p50: percentile(sorted, 50),
     p99: percentile(sorted, 99),
     max: sorted.length === 0 ? NaN : (sorted[sorted.length - 1] ?? NaN),
+    cpuUsPerOp: sorted.length === 0 ? NaN : cpuUs / sorted.length,
   };
 }
 
@@ -48,6 +57,7 @@ export async function closedLoop(options: ClosedLoopOptions): Promise<Summary> {
   const latencies: number[] = [];
   let errors = 0;
   let firstError: unknown;
+  const cpu = process.cpuUsage();
   const start = process.hrtime.bigint();
   const deadline = start + BigInt(Math.round(options.durationMs * 1e6));
   const loop = async (client: number): Promise<void> => {
@@ -63,6 +73,18 @@ export async function closedLoop(options: ClosedLoopOptions): Promise<Summary> {
   };
   await Promise.all(Array.from({ length: options.clients }, (_, i) => loop(i)));
   const seconds = Number(process.hrtime.bigint() - start) / 1e9;
-  if (firstError !== undefined) console.error(`  ${errors} failed calls; first: ${String(firstError)}`);
-  return summarize(latencies, errors, seconds);
+  const used = process.cpuUsage(cpu);
+  if (firstError !== undefined)
+    console.error(`  ${errors} failed calls; first: ${String(firstError)}`);
+  return summarize(latencies, errors, seconds, used.user + used.system);
+}
+
+/** utime + stime of a process in microseconds (Linux /proc; NaN elsewhere). */
+export function processCpuUs(pid: number | undefined): number {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.split(" ") ?? [];
+    return ((Number(fields[11]) + Number(fields[12])) * 1e6) / 100; // clock ticks (USER_HZ = 100)
+  } catch {
+    return NaN;
+  }
 }
