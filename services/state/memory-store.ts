@@ -1,9 +1,5 @@
-import {
-  FailedPreconditionError,
-  InvalidArgumentError,
-  NotFoundError,
-  ResourceExhaustedError,
-} from "../../lib/errors.js";
+import type { FailedPreconditionError } from "../../lib/errors.js";
+import { storeErrors, typeNeeds } from "./store-errors.js";
 import { canonicalJson, type JsonValue } from "../../lib/json-value.js";
 import type { Limits, StateMeta, StateStore, StoredValue, Versioned } from "./store.js";
 
@@ -127,18 +123,11 @@ export class InMemoryStateStore implements StateStore {
       const e = this.require(workflowId, nowMs);
       const old = e.data.get(key);
       if (old !== undefined && jsonType(old) !== "number") {
-        throw wrongType(
-          key,
-          old,
-          "Increment needs a number (or an absent key); Set a number first or use another key",
-        );
+        throw wrongType(key, old, typeNeeds.increment);
       }
       const n = (old === undefined ? 0 : Number(old)) + delta;
       if (!Number.isFinite(n)) {
-        throw new InvalidArgumentError(
-          `incrementing "${key}" by ${delta} leaves the finite numbers; use a smaller delta`,
-          { field: "delta" },
-        );
+        throw storeErrors.notFinite(key, delta);
       }
       const json = JSON.stringify(n);
       const d = checkLimits(workflowId, e, key, json, old, key);
@@ -158,11 +147,7 @@ export class InMemoryStateStore implements StateStore {
         json = `[${joined}]`;
         length = elements.length;
       } else if (jsonType(old) !== "array") {
-        throw wrongType(
-          key,
-          old,
-          "AppendToList needs a JSON array (or an absent key); use another key or Set it to []",
-        );
+        throw wrongType(key, old, typeNeeds.append);
       } else {
         json = `${old.slice(0, -1)},${joined}]`;
         length = (e.lengths.get(key) ?? (JSON.parse(old) as unknown[]).length) + elements.length;
@@ -183,11 +168,7 @@ export class InMemoryStateStore implements StateStore {
         json = `[${member}]`;
         size = 1;
       } else if (jsonType(old) !== "array") {
-        throw wrongType(
-          key,
-          old,
-          "AddToSet needs a JSON array (or an absent key); use another key or Set it to []",
-        );
+        throw wrongType(key, old, typeNeeds.addToSet);
       } else {
         // Stored arrays are canonical JSON, so re-encoding an element canonically gives its text.
         const elements = (JSON.parse(old) as JsonValue[]).map(canonicalJson);
@@ -234,10 +215,7 @@ export class InMemoryStateStore implements StateStore {
   private require(workflowId: string, nowMs: number): Entry {
     const e = this.find(workflowId, nowMs);
     if (e === undefined) {
-      throw new NotFoundError(
-        `workflow "${workflowId}" has no state; create it with CreateWorkflowState (the Workflow service does so when it creates a workflow)`,
-        { field: "workflow_id" },
-      );
+      throw storeErrors.noState(workflowId);
     }
     return e;
   }
@@ -276,18 +254,12 @@ function checkLimits(
 ): number {
   const size = bytes(json);
   if (size > e.limits.maxValueBytes) {
-    throw new ResourceExhaustedError(
-      `${field} would take ${size} bytes, over the per-value limit of ${e.limits.maxValueBytes} bytes; store less in one key or split it across keys`,
-      { field },
-    );
+    throw storeErrors.valueTooLarge(field, size, e.limits.maxValueBytes);
   }
   const delta = old === undefined ? size + bytes(key) : size - bytes(old);
   const after = e.usedBytes + pending + delta;
   if (after > e.limits.maxWorkflowBytes) {
-    throw new ResourceExhaustedError(
-      `workflow "${workflowId}" state would reach ${after} bytes, over its limit of ${e.limits.maxWorkflowBytes} bytes; delete keys you no longer need or keep large data outside the state`,
-      { field },
-    );
+    throw storeErrors.workflowTooLarge(workflowId, field, after, e.limits.maxWorkflowBytes);
   }
   return delta;
 }
@@ -330,7 +302,5 @@ function jsonEqual(a: string, b: string): boolean {
 }
 
 function wrongType(key: string, old: string, needs: string): FailedPreconditionError {
-  return new FailedPreconditionError(`key "${key}" holds a ${jsonType(old)}; ${needs}`, {
-    field: "key",
-  });
+  return storeErrors.wrongType(key, jsonType(old), needs);
 }

@@ -1,12 +1,7 @@
 import { fileURLToPath } from "node:url";
 import type { Redis } from "ioredis";
-import {
-  FailedPreconditionError,
-  InvalidArgumentError,
-  NotFoundError,
-  ResourceExhaustedError,
-} from "../../lib/errors.js";
 import { loadScripts, type ScriptRunner } from "../../lib/redis/scripts.js";
+import { storeErrors, typeNeeds } from "./store-errors.js";
 import { defaultKeyPrefix, stateKeys } from "./keys.js";
 import type { Limits, StateMeta, StateStore, StoredValue, Versioned } from "./store.js";
 
@@ -145,30 +140,15 @@ export class RedisStateStore implements StateStore {
     const code = reply[0];
     switch (code) {
       case -1:
-        throw new NotFoundError(
-          `workflow "${workflowId}" has no state; create it with CreateWorkflowState (the Workflow service does so when it creates a workflow)`,
-          { field: "workflow_id" },
-        );
+        throw storeErrors.noState(workflowId);
       case -2:
-        throw new ResourceExhaustedError(
-          `${field} would take ${reply[1]} bytes, over the per-value limit of ${reply[2]} bytes; store less in one key or split it across keys`,
-          { field },
-        );
+        throw storeErrors.valueTooLarge(field, Number(reply[1]), Number(reply[2]));
       case -3:
-        throw new ResourceExhaustedError(
-          `workflow "${workflowId}" state would reach ${reply[1]} bytes, over its limit of ${reply[2]} bytes; delete keys you no longer need or keep large data outside the state`,
-          { field },
-        );
+        throw storeErrors.workflowTooLarge(workflowId, field, Number(reply[1]), Number(reply[2]));
       case -4:
-        throw new FailedPreconditionError(
-          `key "${String(args[0])}" holds a ${String(reply[1])}; ${operationNeeds(name)}`,
-          { field: "key" },
-        );
+        throw storeErrors.wrongType(String(args[0]), String(reply[1]), operationNeeds(name));
       case -5:
-        throw new InvalidArgumentError(
-          `incrementing "${String(args[0])}" by ${String(args[1])} leaves the finite numbers; use a smaller delta`,
-          { field: "delta" },
-        );
+        throw storeErrors.notFinite(String(args[0]), String(args[1]));
       default:
         return reply;
     }
@@ -176,16 +156,10 @@ export class RedisStateStore implements StateStore {
 }
 
 function operationNeeds(name: ScriptName): string {
-  switch (name) {
-    case "increment":
-      return "Increment needs a number (or an absent key); Set a number first or use another key";
-    case "append":
-      return "AppendToList needs a JSON array (or an absent key); use another key or Set it to []";
-    case "add-to-set":
-      return "AddToSet needs a JSON array (or an absent key); use another key or Set it to []";
-    default:
-      return "this operation does not apply to that type";
-  }
+  if (name === "increment") return typeNeeds.increment;
+  if (name === "append") return typeNeeds.append;
+  if (name === "add-to-set") return typeNeeds.addToSet;
+  return "this operation does not apply to that type";
 }
 
 function toMeta(workflowId: string, r: Reply): StateMeta {
