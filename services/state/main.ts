@@ -46,7 +46,7 @@ export async function startStateService(
   const server = await startServer({
     name: "state",
     services: [StateService],
-    routes: (router, { shutdownSignal }) => stateRoutes({ state, shutdownSignal })(router),
+    routes: (router, { shutdownSignal }) => stateRoutes({ state, logger, shutdownSignal })(router),
     host: config.HOST,
     port: config.PORT,
     logger,

@@ -1,4 +1,5 @@
 import { create, type JsonObject } from "@bufbuild/protobuf";
+import type { Logger } from "../../lib/logger.js";
 import type { ConnectRouter, HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import { NotFoundError } from "../../lib/errors.js";
 import { checkJson, jsonToValue, valueToJson } from "../../lib/json-value.js";
@@ -9,12 +10,15 @@ import {
   WorkflowStateInfoSchema,
   type WorkflowStateInfo,
 } from "../../gen/agentainer/state/v1/state_pb.js";
+import { runBatch } from "./batch.js";
 import { toStateChanged } from "./events.js";
 import type { StateManager } from "./state.js";
 import type { StateMeta } from "./store.js";
 
 export interface StateServiceDeps {
   state: StateManager;
+  /** Where Batch reports an operation's unexpected (internal) error. */
+  logger: Logger;
   /** Aborted when the server shuts down: open Watch streams end. */
   shutdownSignal: AbortSignal;
 }
@@ -37,7 +41,7 @@ function toInfo(meta: StateMeta): WorkflowStateInfo {
 /** StateService handlers: request → domain call → response. Errors map in lib/error-interceptor.ts. */
 export function createStateService(deps: StateServiceDeps): ServiceImpl<typeof StateService> {
   const { state } = deps;
-  return {
+  const impl: ServiceImpl<typeof StateService> = {
     async createWorkflowState(req) {
       const r = await state.createWorkflowState(req.workflowId, {
         maxWorkflowBytes: Number(req.limits?.maxWorkflowBytes ?? 0n),
@@ -127,7 +131,9 @@ export function createStateService(deps: StateServiceDeps): ServiceImpl<typeof S
         yield { change: toStateChanged(change) };
       }
     },
+    batch: (req, context) => runBatch(impl, req, context, deps.logger),
   };
+  return impl;
 }
 
 /** Registers the StateService on a router. */
