@@ -10,6 +10,7 @@ const codes: Record<ErrorKind, Code> = {
   resource_exhausted: Code.ResourceExhausted,
   unavailable: Code.Unavailable,
   deadline_exceeded: Code.DeadlineExceeded,
+  permission_denied: Code.PermissionDenied,
   cancelled: Code.Canceled,
 };
 

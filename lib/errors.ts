@@ -11,6 +11,7 @@ export type ErrorKind =
   | "resource_exhausted"
   | "unavailable"
   | "deadline_exceeded"
+  | "permission_denied"
   | "cancelled";
 
 export class AgentainerError extends Error {
@@ -59,5 +60,17 @@ export class ResourceExhaustedError extends AgentainerError {
 export class UnavailableError extends AgentainerError {
   constructor(message: string, options?: { field?: string; cause?: unknown }) {
     super("unavailable", message, options);
+  }
+}
+
+export class PermissionDeniedError extends AgentainerError {
+  constructor(message: string, options?: { field?: string; cause?: unknown }) {
+    super("permission_denied", message, options);
+  }
+}
+
+export class DeadlineExceededError extends AgentainerError {
+  constructor(message: string, options?: { field?: string; cause?: unknown }) {
+    super("deadline_exceeded", message, options);
   }
 }

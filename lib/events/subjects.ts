@@ -10,4 +10,16 @@ export const subjects = {
     /** Every state change of every workflow. */
     anyWorkflowChanged: "agentainer.state.workflow.changed.>",
   },
+  executor: {
+    /** A task event (payload agentainer.executor.v1.TaskEvent); `event` is created, started,
+     * succeeded, failed, timed_out, cancelled or oom_killed. */
+    task: (event: string, workflowId: string) => `agentainer.executor.task.${event}.${workflowId}`,
+    /** Every task event of every workflow. */
+    anyTask: "agentainer.executor.task.>",
+    /** An agent event (payload agentainer.executor.v1.AgentEvent); `event` is created, ready,
+     * unhealthy, exited or destroyed. */
+    agent: (event: string) => `agentainer.executor.agent.${event}`,
+    /** Every agent event. */
+    anyAgent: "agentainer.executor.agent.*",
+  },
 } as const;

@@ -1,0 +1,179 @@
+import { execFile } from "node:child_process";
+import { constants, openSync } from "node:fs";
+import { chmod, mkdir, open, rm, writeFile } from "node:fs/promises";
+import { Socket } from "node:net";
+import { join } from "node:path";
+import { createInterface } from "node:readline";
+import { promisify } from "node:util";
+import type { Logger } from "../../lib/logger.js";
+import { contractEnv, inlineInputBytes, mailboxFiles, maxResultBytes } from "./contract.js";
+import type { StateReply } from "./state-relay.js";
+
+const run = promisify(execFile);
+
+/** Who the mailbox currently serves: the task whose state requests it relays. */
+export interface MailboxTask {
+  workflowId: string;
+  /** Canonical JSON of the task's input. */
+  inputJson: string;
+}
+
+/** Answers one state request for the bound workflow (state-relay.ts, with the client bound). */
+export type StateHandler = (workflowId: string, request: unknown) => Promise<StateReply>;
+
+/** What the agent left in the mailbox after a task. */
+export interface MailboxOutput {
+  /** Text of the result file; undefined when the agent wrote none (or too much). */
+  result: string | undefined;
+  /** The result file passed maxResultBytes; it was not read. */
+  resultTooLarge: boolean;
+  /** Text of the error file (at most its first maxErrorBytes); undefined when none. */
+  error: string | undefined;
+}
+
+/** Most bytes of an error file that reach the user. */
+const maxErrorBytes = 64 * 1024;
+
+/**
+ * A task's (or an exec agent's) mailbox: a host directory, mounted into the container, holding
+ * the input file, the result and error files the agent may write, and two named pipes over which
+ * a plain shell script can make state operations (docs/agent-protocol.md). The Executor holds
+ * both pipes open read-write, so opening them never blocks either side and replies wait in the
+ * pipe until the agent reads them. One request at a time per mailbox.
+ */
+export class Mailbox {
+  private requests: Socket | undefined;
+  private replies: Socket | undefined;
+  private task: MailboxTask | undefined;
+  private closed = false;
+
+  private constructor(
+    readonly dir: string,
+    private readonly handle: StateHandler,
+    private readonly logger: Logger,
+  ) {}
+
+  /** Creates the directory and its pipes and starts serving state requests. */
+  static async create(dir: string, handle: StateHandler, logger: Logger): Promise<Mailbox> {
+    await mkdir(dir, { recursive: true, mode: 0o777 });
+    await chmod(dir, 0o777); // agents may run as any user; mode is cut by the umask otherwise
+    const box = new Mailbox(dir, handle, logger);
+    const req = join(dir, mailboxFiles.stateRequest);
+    const res = join(dir, mailboxFiles.stateResponse);
+    await run("mkfifo", ["-m", "666", req, res]);
+    box.requests = openPipe(req, true);
+    box.replies = openPipe(res, false);
+    const lines = createInterface({ input: box.requests, crlfDelay: Infinity });
+    lines.on("line", (line) => void box.serve(line));
+    return box;
+  }
+
+  /** Env vars pointing at the mailbox, given where it appears to the process. */
+  env(visibleDir: string, task: MailboxTask): Record<string, string> {
+    const env: Record<string, string> = {
+      [contractEnv.inputFile]: join(visibleDir, mailboxFiles.input),
+      [contractEnv.resultFile]: join(visibleDir, mailboxFiles.result),
+      [contractEnv.errorFile]: join(visibleDir, mailboxFiles.error),
+      [contractEnv.stateRequest]: join(visibleDir, mailboxFiles.stateRequest),
+      [contractEnv.stateResponse]: join(visibleDir, mailboxFiles.stateResponse),
+    };
+    if (Buffer.byteLength(task.inputJson) <= inlineInputBytes)
+      env[contractEnv.input] = task.inputJson;
+    return env;
+  }
+
+  /** Binds the mailbox to a task: writes its input, clears old result and error files. */
+  async bind(task: MailboxTask): Promise<void> {
+    this.task = task;
+    await Promise.all([
+      writeWorldWritable(join(this.dir, mailboxFiles.input), task.inputJson + "\n"),
+      writeWorldWritable(join(this.dir, mailboxFiles.result), ""),
+      writeWorldWritable(join(this.dir, mailboxFiles.error), ""),
+    ]);
+  }
+
+  /** Reads what the agent wrote, then unbinds: later state requests are refused. */
+  async collect(): Promise<MailboxOutput> {
+    this.task = undefined;
+    const [result, error] = await Promise.all([
+      readHead(join(this.dir, mailboxFiles.result), maxResultBytes),
+      readHead(join(this.dir, mailboxFiles.error), maxErrorBytes),
+    ]);
+    return {
+      result: result?.truncated ? undefined : result?.text,
+      resultTooLarge: result?.truncated ?? false,
+      error: error?.text,
+    };
+  }
+
+  /** Stops serving and removes the directory. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.task = undefined;
+    this.requests?.destroy();
+    this.replies?.destroy();
+    await rm(this.dir, { recursive: true, force: true });
+  }
+
+  private async serve(line: string): Promise<void> {
+    if (line.trim() === "") return;
+    const task = this.task;
+    let reply: StateReply;
+    if (task === undefined) {
+      reply = { ok: false, code: "FAILED_PRECONDITION", error: "no task is running here" };
+    } else {
+      let request: unknown;
+      try {
+        request = JSON.parse(line);
+        reply = await this.handle(task.workflowId, request);
+      } catch {
+        reply = {
+          ok: false,
+          code: "INVALID_ARGUMENT",
+          error: "a state request is one line of JSON",
+        };
+      }
+    }
+    if (this.closed) return;
+    this.replies?.write(JSON.stringify(reply) + "\n", (err) => {
+      if (err) this.logger.warn({ err, dir: this.dir }, "could not write a state reply");
+    });
+  }
+}
+
+/** Opens a named pipe read-write and non-blocking (never blocks on Linux) as a socket. */
+function openPipe(path: string, readable: boolean): Socket {
+  // A raw fd (not a FileHandle, which would close it again when collected): the socket owns it.
+  const fd = openSync(path, constants.O_RDWR | constants.O_NONBLOCK);
+  const socket = new Socket({ fd, readable, writable: !readable });
+  socket.on("error", () => undefined); // closed with the mailbox
+  return socket;
+}
+
+async function writeWorldWritable(path: string, text: string): Promise<void> {
+  await writeFile(path, text, { mode: 0o666 });
+  await chmod(path, 0o666);
+}
+
+/** The first `max` bytes of a file as text; undefined when it is empty or absent. */
+async function readHead(
+  path: string,
+  max: number,
+): Promise<{ text: string; truncated: boolean } | undefined> {
+  let fh;
+  try {
+    fh = await open(path, "r");
+  } catch {
+    return undefined;
+  }
+  try {
+    const { size } = await fh.stat();
+    if (size === 0) return undefined;
+    const buf = Buffer.alloc(Math.min(size, max));
+    const { bytesRead } = await fh.read(buf, 0, buf.length, 0);
+    return { text: buf.subarray(0, bytesRead).toString("utf8"), truncated: size > max };
+  } finally {
+    await fh.close();
+  }
+}

@@ -1,0 +1,134 @@
+import { cpus, totalmem } from "node:os";
+import { createClient, type Transport } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import { loadConfig } from "../../lib/config.js";
+import { createErrorInterceptor } from "../../lib/error-interceptor.js";
+import { connectEventBus } from "../../lib/infra.js";
+import { createLogger, type Logger } from "../../lib/logger.js";
+import { startServer, type RunningServer } from "../../lib/server.js";
+import { ExecutorService } from "../../gen/agentainer/executor/v1/executor_pb.js";
+import { StateService } from "../../gen/agentainer/state/v1/state_pb.js";
+import { createBatchingStateClient } from "../state/batching-client.js";
+import { AgentManager } from "./agent-manager.js";
+import { createAgentHandlers } from "./agent-service.js";
+import { executorConfigSchema, type ExecutorConfig } from "./config.js";
+import type { ExecutorContext } from "./context.js";
+import { agentEventPublisher, taskEventPublisher } from "./events.js";
+import type { StateHandler } from "./mailbox.js";
+import { selectRuntime } from "./runtime/select.js";
+import type { ContainerRuntime } from "./runtime/runtime.js";
+import { relayStateRequest } from "./state-relay.js";
+import { executorRoutes } from "./service.js";
+import { TaskRegistry } from "./task-registry.js";
+
+/** A started Executor: its server, plus the logger and runtime it uses. */
+export interface RunningExecutor extends RunningServer {
+  readonly logger: Logger;
+  readonly runtime: ContainerRuntime;
+}
+
+/** What a caller may supply instead of the environment (tests, the one-process mode). */
+export interface ExecutorOverrides {
+  runtime?: ContainerRuntime;
+  /** Transport to the State service (instead of STATE_URL). */
+  stateTransport?: Transport;
+}
+
+/** The state handler agents' requests go to: relayed to the State service, or refused. */
+function stateHandler(config: ExecutorConfig, overrides: ExecutorOverrides): StateHandler {
+  const transport =
+    overrides.stateTransport ??
+    (config.STATE_URL === undefined
+      ? undefined
+      : createGrpcTransport({ baseUrl: config.STATE_URL }));
+  if (transport === undefined) {
+    return () =>
+      Promise.resolve({
+        ok: false,
+        code: "UNAVAILABLE",
+        error: "this Executor has no State service configured (STATE_URL)",
+      });
+  }
+  const state = createBatchingStateClient(createClient(StateService, transport));
+  return (workflowId, request) => relayStateRequest(state, workflowId, request);
+}
+
+/** Composition root of the Executor: config, runtime, registries, server. */
+export async function startExecutorService(
+  environment: Readonly<Record<string, string | undefined>>,
+  overrides: ExecutorOverrides = {},
+): Promise<RunningExecutor> {
+  const config = loadConfig(executorConfigSchema, environment);
+  const logger = createLogger({ name: "executor", level: config.LOG_LEVEL });
+  const runtime =
+    overrides.runtime ??
+    (await selectRuntime(config.EXECUTOR_RUNTIME, config.DOCKER_SOCKET, logger));
+  const bus = await connectEventBus(config.NATS_URL, logger, "agentainer-executor");
+  const now = Date.now;
+  const tasks = new TaskRegistry({
+    nodeId: config.EXECUTOR_NODE_ID,
+    maxOutputBytes: config.EXECUTOR_MAX_OUTPUT_BYTES,
+    retentionMs: config.EXECUTOR_TASK_RETENTION_MS,
+    listener: taskEventPublisher(bus, now),
+  });
+  const ctx: ExecutorContext = {
+    runtime,
+    tasks,
+    limits: {
+      defaults: {
+        cpuMillis: Math.min(config.EXECUTOR_DEFAULT_CPU_MILLIS, cpus().length * 1000),
+        memoryBytes: config.EXECUTOR_DEFAULT_MEMORY_BYTES,
+        pids: config.EXECUTOR_DEFAULT_PIDS,
+      },
+      defaultTimeoutMs: config.EXECUTOR_DEFAULT_TASK_TIMEOUT_MS,
+      maxInputBytes: config.EXECUTOR_MAX_INPUT_BYTES,
+      allowHostNetwork: config.EXECUTOR_ALLOW_HOST_NETWORK,
+      hostCpus: cpus().length,
+      hostMemoryBytes: totalmem(),
+    },
+    nodeId: config.EXECUTOR_NODE_ID,
+    workDir: config.EXECUTOR_WORK_DIR,
+    state: stateHandler(config, overrides),
+    logger,
+    now,
+  };
+  const agents = new AgentManager(ctx, agentEventPublisher(bus, now));
+
+  const server = await startServer({
+    name: "executor",
+    services: [ExecutorService],
+    routes: (router, { shutdownSignal }) =>
+      executorRoutes({ ctx, agents: createAgentHandlers(ctx, agents), shutdownSignal })(router),
+    host: config.HOST,
+    port: config.PORT,
+    logger,
+    interceptors: [createErrorInterceptor(logger)],
+    shutdownTimeoutMs: config.SHUTDOWN_TIMEOUT_MS,
+  });
+  logger.info(
+    { runtime: runtime.kind, nodeId: config.EXECUTOR_NODE_ID, workDir: config.EXECUTOR_WORK_DIR },
+    "executor ready",
+  );
+
+  return {
+    port: server.port,
+    url: server.url,
+    health: server.health,
+    logger,
+    runtime,
+    async close() {
+      await server.close();
+      // Live tasks end CANCELLED and their containers go; agents are destroyed.
+      await Promise.all(
+        tasks.live().map(async (t) => {
+          await t.cancel?.("executor shutting down", 0);
+          await t.done;
+        }),
+      );
+      await agents.close();
+      tasks.close();
+      await bus.close();
+      if (overrides.runtime === undefined) await runtime.close();
+    },
+  };
+}

@@ -1,0 +1,106 @@
+import type { JsonValue } from "@bufbuild/protobuf";
+import type { MailboxOutput } from "./mailbox.js";
+import type { TaskStatus } from "./task.js";
+
+/** What ended a process-based (cold or exec) task. */
+export interface ProcessEnd {
+  /** undefined when no process exited (it never started). */
+  exitCode: number | undefined;
+  oomKilled: boolean;
+  timedOut: boolean;
+  /** Set when the task was cancelled: the reason given. */
+  cancelReason: string | undefined;
+  /** The Executor could not run it: why. */
+  runError: string | undefined;
+  mailbox: MailboxOutput;
+  stdout: Buffer;
+  stderr: Buffer;
+  memoryBytes: number;
+  timeoutMs: number;
+}
+
+export interface Decided {
+  status: TaskStatus;
+  result: JsonValue | undefined;
+  error: string;
+}
+
+/**
+ * The contract's rules for how a cold or exec task ended (docs/agent-protocol.md, "Results
+ * and failures"), in order: cancelled, timed out, OOM-killed, could not run, non-zero exit, an
+ * error file, then the result (the result file, else the last line of stdout if it is JSON).
+ */
+export function decideOutcome(end: ProcessEnd): Decided {
+  const failed = (status: TaskStatus, error: string): Decided => ({
+    status,
+    result: undefined,
+    error,
+  });
+  const agentError = end.mailbox.error?.trim();
+  if (end.cancelReason !== undefined) {
+    return failed("cancelled", `cancelled${end.cancelReason ? `: ${end.cancelReason}` : ""}`);
+  }
+  if (end.timedOut) return failed("timed_out", `timed out after ${formatMs(end.timeoutMs)}`);
+  if (end.oomKilled) {
+    return failed(
+      "oom_killed",
+      `killed for passing its memory limit of ${formatBytes(end.memoryBytes)}`,
+    );
+  }
+  if (end.runError !== undefined) return failed("failed", end.runError);
+  if (end.exitCode !== undefined && end.exitCode !== 0) {
+    const why = agentError || lastLine(end.stderr) || lastLine(end.stdout);
+    return failed("failed", `exited with code ${end.exitCode}${why ? `: ${why}` : ""}`);
+  }
+  if (agentError) return failed("failed", agentError);
+  if (end.mailbox.resultTooLarge) {
+    return failed(
+      "failed",
+      "the result file is larger than 4 MiB; put large results in the workflow state",
+    );
+  }
+  if (end.mailbox.result !== undefined && end.mailbox.result.trim() !== "") {
+    try {
+      return {
+        status: "succeeded",
+        result: JSON.parse(end.mailbox.result) as JsonValue,
+        error: "",
+      };
+    } catch {
+      return failed("failed", `the result file is not JSON: ${excerpt(end.mailbox.result)}`);
+    }
+  }
+  const line = lastLine(end.stdout);
+  if (line !== "") {
+    try {
+      return { status: "succeeded", result: JSON.parse(line) as JsonValue, error: "" };
+    } catch {
+      // plain text output: no result
+    }
+  }
+  return { status: "succeeded", result: undefined, error: "" };
+}
+
+/** The last non-empty line of some output, trimmed and capped. */
+export function lastLine(output: Buffer): string {
+  const text = output.toString("utf8").trimEnd();
+  const line = text.slice(text.lastIndexOf("\n") + 1).trim();
+  return line.length > 2000 ? line.slice(0, 2000) + "…" : line;
+}
+
+export function excerpt(text: string, max = 200): string {
+  const t = text.trim();
+  return JSON.stringify(t.length > max ? t.slice(0, max) + "…" : t);
+}
+
+export function formatMs(ms: number): string {
+  if (ms % 3_600_000 === 0) return `${ms / 3_600_000}h`;
+  if (ms % 60_000 === 0) return `${ms / 60_000}m`;
+  if (ms % 1000 === 0) return `${ms / 1000}s`;
+  return `${ms}ms`;
+}
+
+export function formatBytes(n: number): string {
+  const MiB = 1024 * 1024;
+  return n % MiB === 0 ? `${n / MiB} MiB` : `${n} bytes`;
+}

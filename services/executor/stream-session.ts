@@ -1,0 +1,220 @@
+import { randomUUID } from "node:crypto";
+import type { Readable, Writable } from "node:stream";
+import type { JsonValue } from "@bufbuild/protobuf";
+import {
+  decode,
+  encode,
+  maxLineBytes,
+  ProtocolError,
+  type FromAgent,
+  type ToAgent,
+} from "./protocol.js";
+import type { StateReply } from "./state-relay.js";
+
+/** How a task on a stream agent ended, as the session saw it. */
+export type StreamTaskEnd =
+  | { kind: "result"; result: JsonValue }
+  | { kind: "error"; error: string }
+  /** The agent broke the protocol; it must not get another task. */
+  | { kind: "broken"; reason: string }
+  /** The agent's stdout ended (its process exited). */
+  | { kind: "closed" };
+
+export interface StreamTaskHandlers {
+  onLog(message: string): void;
+  onState(request: Record<string, JsonValue>): Promise<StateReply>;
+}
+
+type TaskMessage = Extract<ToAgent, { type: "task" }>;
+
+/**
+ * One stream agent's conversation over its stdin and stdout: waits for its "ready", runs one
+ * task at a time, answers its state requests, pings it. A line that breaks the protocol ends the
+ * current task as "broken" and marks the session broken for good.
+ */
+export class StreamSession {
+  private buffered: Buffer[] = [];
+  private bufferedBytes = 0;
+  private readyWaiter: { resolve: () => void; reject: (e: Error) => void } | undefined;
+  private isReady = false;
+  private current:
+    | { taskId: string; handlers: StreamTaskHandlers; settle: (end: StreamTaskEnd) => void }
+    | undefined;
+  /** Tasks that ended without the agent's answer (cancelled, timed out): late lines are ignored. */
+  private readonly abandoned = new Set<string>();
+  private readonly pings = new Map<string, () => void>();
+  private closedReason: string | undefined;
+  /** Set when the agent broke the protocol. */
+  broken: string | undefined;
+
+  constructor(
+    private readonly stdin: Writable,
+    stdout: Readable,
+  ) {
+    stdin.on("error", () => undefined); // the agent went away; stdout's end reports it
+    stdout.on("data", (chunk: Buffer) => this.onData(chunk));
+    stdout.once("end", () => this.onClose("its stdout ended"));
+    stdout.once("close", () => this.onClose("its stdout closed"));
+  }
+
+  /** Resolves on the agent's "ready"; rejects when it breaks the protocol or its stdout ends. */
+  ready(): Promise<void> {
+    if (this.isReady) return Promise.resolve();
+    if (this.broken !== undefined) return Promise.reject(new Error(this.broken));
+    if (this.closedReason !== undefined) return Promise.reject(new Error(this.closedReason));
+    return new Promise((resolve, reject) => (this.readyWaiter = { resolve, reject }));
+  }
+
+  /** Sends a task and resolves with how it ended. One task at a time. */
+  run(task: TaskMessage, handlers: StreamTaskHandlers): Promise<StreamTaskEnd> {
+    if (this.current !== undefined) throw new Error("the session already runs a task");
+    if (this.broken !== undefined) return Promise.resolve({ kind: "broken", reason: this.broken });
+    if (this.closedReason !== undefined) return Promise.resolve({ kind: "closed" });
+    return new Promise((resolve) => {
+      this.current = {
+        taskId: task.task_id,
+        handlers,
+        settle: (end) => {
+          this.current = undefined;
+          resolve(end);
+        },
+      };
+      this.send(task);
+    });
+  }
+
+  /** Asks the agent to stop the task; the task stays current until it answers or is abandoned. */
+  cancel(taskId: string, reason: string): void {
+    this.send({ type: "cancel", task_id: taskId, reason });
+  }
+
+  /** Ends the current task without waiting for the agent (timeout, cancel past its grace). */
+  abandon(taskId: string, end: StreamTaskEnd): void {
+    if (this.current?.taskId !== taskId) return;
+    this.abandoned.add(taskId);
+    this.current.settle(end);
+  }
+
+  /** Round trip of a ping; resolves false when no pong comes within `timeoutMs`. */
+  ping(timeoutMs: number): Promise<boolean> {
+    if (this.broken !== undefined || this.closedReason !== undefined) return Promise.resolve(false);
+    const id = randomUUID();
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.pings.delete(id);
+        resolve(false);
+      }, timeoutMs);
+      this.pings.set(id, () => {
+        clearTimeout(timer);
+        resolve(true);
+      });
+      this.send({ type: "ping", id });
+    });
+  }
+
+  /** Ends the agent's stdin: a well-behaved agent exits. */
+  close(): void {
+    this.stdin.end();
+  }
+
+  private send(message: ToAgent): void {
+    if (this.closedReason === undefined) this.stdin.write(encode(message));
+  }
+
+  private onData(chunk: Buffer): void {
+    let start = 0;
+    for (let nl = chunk.indexOf(10, start); nl !== -1; nl = chunk.indexOf(10, start)) {
+      const part = chunk.subarray(start, nl);
+      start = nl + 1;
+      const line = this.bufferedBytes === 0 ? part : Buffer.concat([...this.buffered, part]);
+      this.buffered = [];
+      this.bufferedBytes = 0;
+      this.onLine(line.toString("utf8").replace(/\r$/, ""));
+    }
+    if (start < chunk.length) {
+      const rest = chunk.subarray(start);
+      this.buffered.push(rest);
+      this.bufferedBytes += rest.length;
+      if (this.bufferedBytes > maxLineBytes) {
+        const head = Buffer.concat(this.buffered).subarray(0, 200).toString("utf8");
+        this.buffered = [];
+        this.bufferedBytes = 0;
+        this.breakWith(
+          new ProtocolError(`a line on stdout is longer than ${maxLineBytes} bytes`, head),
+        );
+      }
+    }
+  }
+
+  private onLine(line: string): void {
+    if (line.trim() === "" || this.broken !== undefined) return;
+    let message: FromAgent;
+    try {
+      message = decode(line);
+    } catch (err) {
+      if (err instanceof ProtocolError) this.breakWith(err);
+      return;
+    }
+    this.dispatch(message, line);
+  }
+
+  private dispatch(m: FromAgent, line: string): void {
+    if (m.type === "ready") {
+      if (this.isReady) return; // a restarted loop may announce itself again: harmless
+      this.isReady = true;
+      this.readyWaiter?.resolve();
+      this.readyWaiter = undefined;
+      return;
+    }
+    if (m.type === "pong") {
+      this.pings.get(m.id)?.();
+      this.pings.delete(m.id);
+      return;
+    }
+    const current = this.current;
+    if (current === undefined || current.taskId !== m.task_id) {
+      if (this.abandoned.has(m.task_id)) return; // late words about a task already ended
+      this.breakWith(
+        new ProtocolError(
+          `a "${m.type}" message names task "${m.task_id}", which is not the agent's current task`,
+          line,
+        ),
+      );
+      return;
+    }
+    switch (m.type) {
+      case "result":
+        current.settle({ kind: "result", result: m.result });
+        return;
+      case "error":
+        current.settle({ kind: "error", error: m.error });
+        return;
+      case "log":
+        current.handlers.onLog(m.message);
+        return;
+      case "heartbeat":
+        return;
+      case "state":
+        void current.handlers
+          .onState(m.request)
+          .then((reply) => this.send({ type: "state_result", request_id: m.request_id, ...reply }));
+        return;
+    }
+  }
+
+  private breakWith(err: ProtocolError): void {
+    const excerpt = err.line.length > 200 ? err.line.slice(0, 200) + "…" : err.line;
+    this.broken = `agent sent malformed output: ${err.reason}: ${JSON.stringify(excerpt)}`;
+    this.readyWaiter?.reject(new Error(this.broken));
+    this.readyWaiter = undefined;
+    this.current?.settle({ kind: "broken", reason: this.broken });
+  }
+
+  private onClose(reason: string): void {
+    if (this.closedReason !== undefined) return;
+    this.closedReason = reason;
+    this.readyWaiter?.reject(new Error(reason));
+    this.readyWaiter = undefined;
+    this.current?.settle({ kind: "closed" });
+  }
+}

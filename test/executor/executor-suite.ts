@@ -1,0 +1,470 @@
+import { randomUUID } from "node:crypto";
+import { create, fromJson, type JsonValue } from "@bufbuild/protobuf";
+import { DurationSchema, ValueSchema } from "@bufbuild/protobuf/wkt";
+import { Code, ConnectError, createClient, type Client } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import {
+  AgentMode,
+  AgentState,
+  ExecutorService,
+  TaskStatus,
+} from "../../gen/agentainer/executor/v1/executor_pb.js";
+import { StateService } from "../../gen/agentainer/state/v1/state_pb.js";
+import { labels } from "../../services/executor/contract.js";
+import { startExecutorService, type RunningExecutor } from "../../services/executor/main.js";
+import type { ContainerRuntime } from "../../services/executor/runtime/runtime.js";
+import { startStateService, type RunningService } from "../../services/state/main.js";
+
+/** How one runtime runs the suite's agents. */
+export interface SuiteRuntime {
+  name: string;
+  runtime: () => Promise<ContainerRuntime>;
+  /** Image for shell tasks (ignored by the local runtime). */
+  shellImage: string;
+  /** Image and argv of the stream test agent (agents/test-agent.ts). */
+  streamAgent: { image: string; command: string[]; workingDir: string };
+}
+
+/** A google.protobuf.Value from plain JSON. */
+const valueOf = (v: unknown) => fromJson(ValueSchema, v as JsonValue);
+
+const seconds = (s: number) =>
+  create(DurationSchema, { seconds: BigInt(Math.floor(s)), nanos: Math.round((s % 1) * 1e9) });
+
+export function executorSuite(rt: SuiteRuntime): void {
+  describe(`the Executor on the ${rt.name} runtime`, () => {
+    let state: RunningService;
+    let executor: RunningExecutor;
+    let runtime: ContainerRuntime;
+    let client: Client<typeof ExecutorService>;
+    let stateClient: Client<typeof StateService>;
+    const node = `test-${randomUUID().slice(0, 8)}`;
+
+    beforeAll(async () => {
+      state = await startStateService({ PORT: "0", HOST: "127.0.0.1", LOG_LEVEL: "silent" });
+      runtime = await rt.runtime();
+      executor = await startExecutorService(
+        {
+          PORT: "0",
+          HOST: "127.0.0.1",
+          LOG_LEVEL: "silent",
+          EXECUTOR_NODE_ID: node,
+          STATE_URL: state.url,
+          EXECUTOR_DEFAULT_MEMORY_BYTES: String(64 * 1024 * 1024),
+        },
+        { runtime },
+      );
+      client = createClient(ExecutorService, createGrpcTransport({ baseUrl: executor.url }));
+      stateClient = createClient(StateService, createGrpcTransport({ baseUrl: state.url }));
+    });
+
+    afterAll(async () => {
+      await executor?.close();
+      // No container of this Executor node is left behind.
+      const left = await runtime.listContainers({ [labels.nodeId]: node });
+      expect(left.map((c) => c.name)).toEqual([]);
+      await runtime.close();
+      await state?.close();
+    });
+
+    async function newWorkflow(): Promise<string> {
+      const workflowId = "wf-" + randomUUID();
+      await stateClient.createWorkflowState({ workflowId });
+      return workflowId;
+    }
+
+    const shell = (script: string) => ({ image: rt.shellImage, command: ["sh", "-c", script] });
+
+    async function runShell(script: string, extra: Record<string, unknown> = {}) {
+      const workflowId = (extra.workflowId as string | undefined) ?? (await newWorkflow());
+      const { result } = await client.runTask({
+        ref: { workflowId, stepId: "step", index: 0 },
+        spec: { ...shell(script), ...(extra.spec as object) },
+      });
+      if (result === undefined) throw new Error("no result");
+      return result;
+    }
+
+    it("runs a cold task: identity and input in, JSON result, stdout and stderr out", async () => {
+      const workflowId = await newWorkflow();
+      const { result } = await client.runTask({
+        ref: {
+          workflowId,
+          stepId: "count words",
+          index: 3,
+          attempt: 2,
+          taskId: `t-${randomUUID()}`,
+        },
+        spec: {
+          ...shell(
+            'echo "$AGENTAINER_WORKFLOW_ID $AGENTAINER_STEP_ID $AGENTAINER_INDEX $AGENTAINER_ATTEMPT $GREETING"; ' +
+              'echo "log line" >&2; cat "$AGENTAINER_INPUT_FILE" > "$AGENTAINER_RESULT_FILE"; test "$AGENTAINER_INPUT" = "$(cat "$AGENTAINER_INPUT_FILE")"',
+          ),
+          env: { GREETING: "hi" },
+          input: valueOf({ words: 42 }),
+        },
+      });
+      expect(result?.status).toBe(TaskStatus.SUCCEEDED);
+      expect(result?.exitCode).toBe(0);
+      expect(Buffer.from(result!.stdout).toString()).toBe(`${workflowId} count words 3 2 hi\n`);
+      expect(Buffer.from(result!.stderr).toString()).toBe("log line\n");
+      expect(result?.result?.kind.case).toBe("structValue");
+      expect(JSON.stringify(result?.result)).toContain("42");
+      expect(result?.containerName).toMatch(rt.name === "docker" ? /^wf-.*-count-words-3/ : /.*/);
+      expect(
+        Number(result?.timings?.total?.nanos ?? 0) + Number(result?.timings?.total?.seconds ?? 0n),
+      ).toBeGreaterThan(0);
+    });
+
+    it("takes the last stdout line as the result when it is JSON and no result file was written", async () => {
+      const r = await runShell("echo starting; echo '{\"sum\": 7}'");
+      expect(r.status).toBe(TaskStatus.SUCCEEDED);
+      expect(r.result?.kind.case).toBe("structValue");
+      const plain = await runShell("echo just text");
+      expect(plain.status).toBe(TaskStatus.SUCCEEDED);
+      expect(plain.result).toBeUndefined();
+    });
+
+    it("fails a task with the agent's own error text, or its exit code and last stderr line", async () => {
+      const own = await runShell(
+        'echo "the input had no words" > "$AGENTAINER_ERROR_FILE"; exit 4',
+      );
+      expect(own.status).toBe(TaskStatus.FAILED);
+      expect(own.exitCode).toBe(4);
+      expect(own.error).toBe("exited with code 4: the input had no words");
+      const plain = await runShell("echo first >&2; echo 'disk is full' >&2; exit 3");
+      expect(plain.error).toBe("exited with code 3: disk is full");
+      const zero = await runShell('echo "bad input" > "$AGENTAINER_ERROR_FILE"');
+      expect(zero.status).toBe(TaskStatus.FAILED);
+      expect(zero.error).toBe("bad input");
+      const notJson = await runShell('echo "{nope" > "$AGENTAINER_RESULT_FILE"');
+      expect(notJson.status).toBe(TaskStatus.FAILED);
+      expect(notJson.error).toMatch(/result file is not JSON/);
+    });
+
+    it("kills a task at its timeout and says so", async () => {
+      const r = await runShell("sleep 30", { spec: { timeout: seconds(0.5) } });
+      expect(r.status).toBe(TaskStatus.TIMED_OUT);
+      expect(r.error).toBe("timed out after 500ms");
+      expect(Number(r.timings?.total?.seconds ?? 99n)).toBeLessThan(10);
+    });
+
+    it("cancels a running cold task", async () => {
+      const workflowId = await newWorkflow();
+      const taskId = `cancel-${randomUUID()}`;
+      const running = client.runTask({
+        ref: { workflowId, stepId: "s", taskId },
+        spec: shell("echo started; sleep 30"),
+      });
+      await waitFor(
+        async () => (await client.getTask({ taskId })).task?.status === TaskStatus.RUNNING,
+      );
+      const c = await client.cancelTask({ taskId, reason: "user asked" });
+      expect(c.cancelled).toBe(true);
+      const { result } = await running;
+      expect(result?.status).toBe(TaskStatus.CANCELLED);
+      expect(result?.error).toBe("cancelled: user asked");
+      expect((await client.cancelTask({ taskId })).cancelled).toBe(false);
+    });
+
+    it("relays a shell agent's state operations to its own workflow only", async () => {
+      const workflowId = await newWorkflow();
+      const script = `
+        st() { echo "$1" > "$AGENTAINER_STATE_REQUEST"; read -r reply < "$AGENTAINER_STATE_RESPONSE"; echo "$reply"; }
+        st '{"op":"increment","key":"hits","delta":5}'
+        st '{"op":"append","key":"log","values":["a","b"]}'
+        st '{"op":"get","key":"hits"}'
+        st '{"op":"get","key":"hits","workflow_id":"someone-else"}'
+        st '{"op":"nope"}'
+      `;
+      const r = await runShell(script, { workflowId });
+      expect(r.status).toBe(TaskStatus.SUCCEEDED);
+      const replies = Buffer.from(r.stdout)
+        .toString()
+        .trim()
+        .split("\n")
+        .map((l) => JSON.parse(l) as Record<string, unknown>);
+      expect(replies[0]).toEqual({ ok: true, result: { value: 5, version: 1 } });
+      expect(replies[1]).toEqual({ ok: true, result: { length: 2, version: 2 } });
+      expect(replies[2]).toEqual({ ok: true, result: { value: 5, version: 2 } });
+      expect(replies[3]).toMatchObject({ ok: false, code: "PERMISSION_DENIED" });
+      expect(replies[4]).toMatchObject({ ok: false, code: "INVALID_ARGUMENT" });
+      const all = await stateClient.getAll({ workflowId });
+      expect(all.values).toEqual({ hits: 5, log: ["a", "b"] });
+    });
+
+    it("rejects bad requests with precise statuses", async () => {
+      const workflowId = await newWorkflow();
+      const code = async (p: Promise<unknown>) => {
+        try {
+          await p;
+          return "ok";
+        } catch (err) {
+          return ConnectError.from(err).code;
+        }
+      };
+      const ref = { workflowId, stepId: "s" };
+      expect(await code(client.runTask({ ref, spec: { image: "", command: ["true"] } }))).toBe(
+        Code.InvalidArgument,
+      );
+      expect(
+        await code(
+          client.runTask({ ref: { workflowId: "bad id!", stepId: "s" }, spec: shell("true") }),
+        ),
+      ).toBe(Code.InvalidArgument);
+      expect(
+        await code(client.runTask({ ref, spec: { ...shell("true"), env: { AGENTAINER_X: "1" } } })),
+      ).toBe(Code.InvalidArgument);
+      expect(
+        await code(client.runTask({ ref, spec: { ...shell("true"), command: ["", "x"] } })),
+      ).toBe(Code.InvalidArgument);
+      expect(
+        await code(
+          client.runTask({ ref, spec: { ...shell("true"), limits: { memoryBytes: 1000n } } }),
+        ),
+      ).toBe(Code.InvalidArgument);
+      expect(
+        await code(client.runTask({ ref, spec: { ...shell("true"), limits: { cpuMillis: -1n } } })),
+      ).toBe(Code.InvalidArgument);
+      expect(
+        await code(
+          client.runTask({ ref, spec: { ...shell("true"), labels: { "agentainer.x": "1" } } }),
+        ),
+      ).toBe(Code.InvalidArgument);
+      expect(await code(client.runTask({ ref, spec: { ...shell("true"), network: 3 } }))).toBe(
+        Code.PermissionDenied,
+      );
+      expect(await code(client.getTask({ taskId: "nope" }))).toBe(Code.NotFound);
+      expect(await code(client.getAgent({ agentId: "nope" }))).toBe(Code.NotFound);
+      expect(await code(client.runTaskOnAgent({ agentId: "nope", ref, command: ["true"] }))).toBe(
+        Code.NotFound,
+      );
+      // A task id reused for another task.
+      const taskId = `dup-${randomUUID()}`;
+      await client.runTask({ ref: { ...ref, taskId }, spec: shell("true") });
+      expect(
+        await code(client.runTask({ ref: { ...ref, taskId, index: 9 }, spec: shell("true") })),
+      ).toBe(Code.AlreadyExists);
+      // The same request again returns the same task without running it twice.
+      const again = await client.runTask({ ref: { ...ref, taskId }, spec: shell("true") });
+      expect(again.result?.taskId).toBe(taskId);
+    });
+
+    it("lists a workflow's tasks by step and status, page by page", async () => {
+      const workflowId = await newWorkflow();
+      for (let i = 0; i < 3; i++) {
+        await client.runTask({
+          ref: { workflowId, stepId: "map", index: i },
+          spec: shell(i === 1 ? "exit 1" : "true"),
+        });
+      }
+      await client.runTask({ ref: { workflowId, stepId: "reduce" }, spec: shell("true") });
+      const map = await client.listTasks({ workflowId, stepId: "map" });
+      expect(map.tasks.map((t) => t.ref?.index)).toEqual([0, 1, 2]);
+      const failed = await client.listTasks({ workflowId, statuses: [TaskStatus.FAILED] });
+      expect(failed.tasks.map((t) => t.ref?.index)).toEqual([1]);
+      const first = await client.listTasks({ workflowId, pageSize: 3 });
+      expect(first.tasks).toHaveLength(3);
+      const second = await client.listTasks({
+        workflowId,
+        pageSize: 3,
+        pageToken: first.nextPageToken,
+      });
+      expect(second.tasks.map((t) => t.ref?.stepId)).toEqual(["reduce"]);
+      expect(second.nextPageToken).toBe("");
+    });
+
+    it("streams a task's logs, following until it ends", async () => {
+      const workflowId = await newWorkflow();
+      const taskId = `logs-${randomUUID()}`;
+      const run = client.runTask({
+        ref: { workflowId, stepId: "s", taskId },
+        spec: shell("echo one; sleep 0.3; echo two >&2; sleep 0.3; echo three"),
+      });
+      await waitFor(async () => (await client.getTask({ taskId })).task !== undefined);
+      const chunks: string[] = [];
+      for await (const m of client.streamTaskLogs({ taskId, follow: true })) {
+        chunks.push(Buffer.from(m.data).toString());
+      }
+      await run;
+      expect(chunks.join("")).toBe("one\ntwo\nthree\n");
+      const stderrOnly: string[] = [];
+      for await (const m of client.streamTaskLogs({ taskId, stream: 2 }))
+        stderrOnly.push(Buffer.from(m.data).toString());
+      expect(stderrOnly.join("")).toBe("two\n");
+    });
+
+    it("runs exec tasks on a warm agent, with per-task env and input", async () => {
+      const workflowId = await newWorkflow();
+      const { agent } = await client.createAgent({
+        spec: { image: rt.shellImage, command: ["sleep", "3600"], mode: AgentMode.EXEC },
+      });
+      expect(agent?.state).toBe(AgentState.READY);
+      const agentId = agent!.agentId;
+      try {
+        for (let i = 0; i < 3; i++) {
+          const { result } = await client.runTaskOnAgent({
+            agentId,
+            ref: { workflowId, stepId: "warm", index: i },
+            command: ["sh", "-c", 'echo "{\\"i\\": $AGENTAINER_INDEX, \\"who\\": \\"$WHO\\"}"'],
+            env: { WHO: `caller-${i}` },
+          });
+          expect(result?.status).toBe(TaskStatus.SUCCEEDED);
+          expect(JSON.stringify(result?.result)).toContain(`caller-${i}`);
+          expect(result?.agentState).toBe(AgentState.READY);
+        }
+        const failing = await client.runTaskOnAgent({
+          agentId,
+          ref: { workflowId, stepId: "warm", index: 9 },
+          command: ["sh", "-c", "echo nope >&2; exit 2"],
+        });
+        expect(failing.result?.error).toBe("exited with code 2: nope");
+        const got = await client.getAgent({ agentId });
+        expect(got.agent?.uses).toBe(4n);
+        const check = await client.checkAgent({ agentId, command: ["true"] });
+        expect(check.healthy).toBe(true);
+        const bad = await client.checkAgent({
+          agentId,
+          command: ["sh", "-c", "echo sick; exit 1"],
+        });
+        expect(bad.healthy).toBe(false);
+        expect(bad.detail).toContain("sick");
+        expect(bad.agent?.state).toBe(AgentState.UNHEALTHY);
+        const refused = await client
+          .runTaskOnAgent({ agentId, ref: { workflowId, stepId: "x" }, command: ["true"] })
+          .catch((e: unknown) => ConnectError.from(e));
+        expect((refused as ConnectError).code).toBe(Code.FailedPrecondition);
+        expect((await client.checkAgent({ agentId, command: ["true"] })).agent?.state).toBe(
+          AgentState.READY,
+        );
+      } finally {
+        const d = await client.destroyAgent({ agentId, reason: "test over" });
+        expect(d.existed).toBe(true);
+      }
+      expect((await client.destroyAgent({ agentId })).existed).toBe(false);
+    });
+
+    it("runs stream tasks on a warm agent: results, errors, logs, state and refusals", async () => {
+      const workflowId = await newWorkflow();
+      const { agent } = await client.createAgent({
+        poolId: "test-pool",
+        spec: { ...rt.streamAgent, mode: AgentMode.STREAM },
+        startupTimeout: seconds(30),
+      });
+      const agentId = agent!.agentId;
+      const run = async (input: Record<string, unknown>, index = 0) =>
+        (
+          await client.runTaskOnAgent({
+            agentId,
+            ref: { workflowId, stepId: "stream", index },
+            env: { MODE: "test" },
+            input: valueOf(input),
+          })
+        ).result!;
+      try {
+        const echo = await run({ action: "echo", n: 1 });
+        expect(echo.status).toBe(TaskStatus.SUCCEEDED);
+        expect(JSON.stringify(echo.result)).toContain("test"); // env arrived
+        const first = await run({ action: "state", key: "n" }, 1);
+        const second = await run({ action: "state", key: "n" }, 2);
+        expect(JSON.stringify(first.result)).toContain('"firstOwner"');
+        expect(second.status).toBe(TaskStatus.SUCCEEDED);
+        const values = (await stateClient.getAll({ workflowId })).values as Record<string, unknown>;
+        expect(values.n).toBe(2);
+        expect(values.members).toEqual([1, 2]);
+        const refused = await run({ action: "other-workflow", workflow: "wf-someone-else" });
+        // The refused request does not break the agent; the task gets its own answer.
+        expect(refused.status).toBe(TaskStatus.SUCCEEDED);
+        const failed = await run({ action: "fail", message: "no words in input" });
+        expect(failed.status).toBe(TaskStatus.FAILED);
+        expect(failed.error).toBe("no words in input");
+        const logged = await run({ action: "log", lines: 2 });
+        expect(Buffer.from(logged.stderr).toString()).toContain("line 1");
+        const timed = (
+          await client.runTaskOnAgent({
+            agentId,
+            ref: { workflowId, stepId: "stream" },
+            input: valueOf({ action: "sleep", ms: 60_000 }),
+            timeout: seconds(0.3),
+          })
+        ).result!;
+        expect(timed.status).toBe(TaskStatus.TIMED_OUT);
+        expect(timed.agentState).toBe(AgentState.READY); // it answered the cancel
+        const uses = (await client.getAgent({ agentId })).agent?.uses;
+        expect(uses).toBe(7n);
+        expect((await client.checkAgent({ agentId })).healthy).toBe(true);
+        const broken = await run({ action: "garbage" });
+        expect(broken.status).toBe(TaskStatus.FAILED);
+        expect(broken.error).toMatch(/agent sent malformed output.*this is not the protocol/);
+        expect(broken.agentState).toBe(AgentState.UNHEALTHY);
+      } finally {
+        await client.destroyAgent({ agentId, force: true });
+      }
+    });
+
+    it("fails a stream task whose agent exits, and reports the agent EXITED", async () => {
+      const workflowId = await newWorkflow();
+      const { agent } = await client.createAgent({
+        spec: { ...rt.streamAgent, mode: AgentMode.STREAM },
+      });
+      const agentId = agent!.agentId;
+      try {
+        const r = await client.runTaskOnAgent({
+          agentId,
+          ref: { workflowId, stepId: "s" },
+          input: valueOf({ action: "exit", code: 7 }),
+        });
+        expect(r.result?.status).toBe(TaskStatus.FAILED);
+        expect(r.result?.error).toMatch(/exited during the task/);
+        await waitFor(
+          async () => (await client.getAgent({ agentId })).agent?.state === AgentState.EXITED,
+        );
+      } finally {
+        await client.destroyAgent({ agentId, force: true });
+      }
+    });
+
+    it("refuses an agent that does not announce itself, and removes it", async () => {
+      const err = await client
+        .createAgent({
+          spec: {
+            image: rt.shellImage,
+            command: ["sh", "-c", "echo not ready; sleep 30"],
+            mode: AgentMode.STREAM,
+          },
+          startupTimeout: seconds(1),
+        })
+        .catch((e: unknown) => ConnectError.from(e));
+      expect((err as ConnectError).code).toBe(Code.FailedPrecondition);
+      expect((err as ConnectError).rawMessage).toMatch(/malformed output|not JSON/);
+      const slow = await client
+        .createAgent({
+          spec: { image: rt.shellImage, command: ["sh", "-c", "sleep 30"], mode: AgentMode.STREAM },
+          startupTimeout: seconds(0.5),
+        })
+        .catch((e: unknown) => ConnectError.from(e));
+      expect((slow as ConnectError).code).toBe(Code.DeadlineExceeded);
+      const exits = await client
+        .createAgent({
+          spec: {
+            image: rt.shellImage,
+            command: ["sh", "-c", "echo bye >&2; exit 3"],
+            mode: AgentMode.EXEC,
+          },
+        })
+        .catch((e: unknown) => ConnectError.from(e));
+      expect((exits as ConnectError).code).toBe(Code.FailedPrecondition);
+      expect((await client.listAgents({})).agents).toEqual([]);
+    });
+  });
+}
+
+export async function waitFor(check: () => Promise<boolean>, ms = 10_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    if (await check()) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error("condition not met in time");
+}
