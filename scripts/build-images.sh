@@ -1,0 +1,218 @@
+#!/usr/bin/env bash
+# Builds the local images the Executor runs agents in (images/README.md), with no registry:
+#   agentainer/busybox:local     FROM scratch + the host's static busybox (the shell agent image)
+#   agentainer/node:local        the busybox image + the host's node and the libraries ldd lists
+#   agentainer/node-agent:local  the node image + agents/*.ts bundled by esbuild into /agents
+#
+#   bash scripts/build-images.sh           # build what is missing or out of date
+#   bash scripts/build-images.sh --force   # rebuild all three from scratch (docker build --no-cache)
+#
+# Idempotent: each image carries a label with a hash of its inputs (this script, its images/<name>/
+# directory, the host files copied in, its base image's id, the agent bundles); an image whose
+# label matches is left alone, so a run with nothing to do takes under a second. Quiet on success
+# but for one line per image built; on failure, prints the build's output. Run by scripts/setup.sh
+# (so by `npm test` and CI). Uses the classic builder (DOCKER_BUILDKIT=0): buildx may be missing.
+# Every build runs with --network none; no base image but scratch and our own.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+ROOT="$PWD"
+
+LABEL="agentainer.build-inputs"
+BUSYBOX="${BUSYBOX:-/usr/bin/busybox}"
+ESBUILD="$ROOT/node_modules/.bin/esbuild"
+export DOCKER_BUILDKIT=0
+
+say() { printf 'build-images: %s\n' "$*"; }
+die() {
+  printf 'build-images: error: %s\n' "$*" >&2
+  exit 1
+}
+have() { command -v "$1" >/dev/null 2>&1; }
+
+force=0
+build_flags=()
+for arg in "$@"; do
+  case "$arg" in
+    --force)
+      force=1
+      build_flags+=(--no-cache)
+      ;;
+    -h | --help)
+      sed -n '2,9p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+      exit 0
+      ;;
+    *) die "unknown argument: $arg (usage: bash scripts/build-images.sh [--force])" ;;
+  esac
+done
+
+have docker || die "docker is not installed: run \`bash scripts/setup.sh\`"
+timeout 10 docker info >/dev/null 2>&1 ||
+  die "the Docker engine does not answer (docker info): run \`bash scripts/setup.sh\`"
+
+work="$(mktemp -d "${TMPDIR:-/tmp}/agentainer-images.XXXXXX")"
+trap 'rm -rf "$work"' EXIT
+
+# Two runs at once (a developer's and CI's) would race on the tags: take turns.
+lock="${TMPDIR:-/tmp}/agentainer-build-images.lock"
+if have flock && { exec 9>>"$lock"; } 2>/dev/null; then
+  flock -w 600 9 || die "another build-images.sh run holds $lock"
+fi
+
+sha() { sha256sum <"$1" | cut -d' ' -f1; }
+
+# The id of a local image, empty when there is none.
+image_id() { docker image inspect -f '{{.Id}}' "$1" 2>/dev/null || true; }
+
+# The inputs label of a local image, empty when there is no image or no label.
+image_inputs() {
+  local value
+  value="$(docker image inspect -f "{{ index .Config.Labels \"$LABEL\" }}" "$1" 2>/dev/null || true)"
+  [ "$value" = "<no value>" ] && value=""
+  printf '%s' "$value"
+}
+
+# Prints a manifest line per file of images/<name>/ and one for this script; the caller appends
+# its own lines (host files, base image) and hashes the lot.
+definition_manifest() {
+  local name="$1" f
+  printf 'script %s\n' "$(sha "$ROOT/scripts/build-images.sh")"
+  while IFS= read -r f; do
+    printf 'def %s %s\n' "${f#"$ROOT/"}" "$(sha "$f")"
+  done < <(find "$ROOT/images/$name" -type f | LC_ALL=C sort)
+}
+
+up_to_date() { [ "$force" -eq 0 ] && [ -n "$2" ] && [ "$(image_inputs "$1")" = "$2" ]; }
+
+# A fresh build context for images/<name>, holding its Dockerfile.
+new_context() {
+  local ctx
+  ctx="$(mktemp -d "$work/$1.XXXXXX")"
+  install -m 0644 "$ROOT/images/$1/Dockerfile" "$ctx/Dockerfile"
+  printf '%s' "$ctx"
+}
+
+human_size() {
+  awk -v b="$1" 'BEGIN { if (b >= 1000000) printf "%.1f MB", b / 1000000; else printf "%.0f kB", b / 1000 }'
+}
+
+# build IMAGE CONTEXT INPUTS CHECK...: builds, tags, then runs CHECK (a command line for `docker
+# run`) and expects it to succeed; a failing check removes the image, so the next run rebuilds it.
+built_any=0
+build() {
+  local image="$1" ctx="$2" inputs="$3" started log
+  shift 3
+  started="$(date +%s)"
+  log="$ctx.log"
+  if ! docker build "${build_flags[@]}" --network none --label "$LABEL=$inputs" -t "$image" "$ctx" >"$log" 2>&1; then
+    tail -n 40 "$log" >&2
+    die "docker build of $image failed (see above)"
+  fi
+  if ! docker run --rm --network none "$image" "$@" >"$log" 2>&1; then
+    cat "$log" >&2
+    docker image rm -f "$image" >/dev/null 2>&1 || true
+    die "$image was built but does not work: \`docker run --rm $image $*\` failed (see above)"
+  fi
+  built_any=1
+  local size
+  size="$(human_size "$(docker image inspect -f '{{.Size}}' "$image")")"
+  say "built $image ($size, $(($(date +%s) - started)) s)"
+}
+
+# --- agentainer/busybox:local ---------------------------------------------------------------------
+[ -x "$BUSYBOX" ] ||
+  die "$BUSYBOX is missing: install the Debian package busybox-static (\`bash scripts/setup.sh\`)"
+if ldd "$BUSYBOX" 2>&1 | grep -q '=>'; then
+  die "$BUSYBOX is dynamically linked: install busybox-static instead of busybox"
+fi
+
+image="agentainer/busybox:local"
+inputs="$({
+  definition_manifest busybox
+  printf 'busybox %s\n' "$(sha "$BUSYBOX")"
+} | sha256sum | cut -d' ' -f1)"
+if ! up_to_date "$image" "$inputs"; then
+  ctx="$(new_context busybox)"
+  install -m 0755 "$BUSYBOX" "$ctx/busybox"
+  install -m 0644 "$ROOT/images/busybox/passwd" "$ROOT/images/busybox/group" "$ctx/"
+  build "$image" "$ctx" "$inputs" sh -c 'test -x /bin/sh && test -k /tmp && echo ok'
+fi
+
+# --- agentainer/node:local ------------------------------------------------------------------------
+have node || die "node is not installed (Node >= 20 is required)"
+node_bin="$(readlink -f "$(command -v node)")"
+
+# The libraries the host's node loads, as absolute paths (the loader included), from ldd: lines
+# `libc.so.6 => /lib/.../libc.so.6 (0x...)` and `/lib64/ld-linux-x86-64.so.2 (0x...)`;
+# linux-vdso.so.1 is the kernel's. A static node has none.
+libs=()
+ldd_out="$(ldd "$node_bin" 2>&1 || true)"
+while IFS= read -r line; do
+  line="${line#"${line%%[![:space:]]*}"}"
+  case "$line" in
+    *"=> not found"*) die "ldd $node_bin: ${line%% =>*} is not found on this machine" ;;
+    *"=> /"*) path="${line#*=> }" ;;
+    /*) path="$line" ;;
+    *) continue ;;
+  esac
+  libs+=("${path%% (*}")
+done <<<"$ldd_out"
+
+image="agentainer/node:local"
+base_id="$(image_id agentainer/busybox:local)"
+inputs="$({
+  definition_manifest node
+  printf 'base %s\n' "$base_id"
+  printf 'node %s\n' "$(sha "$node_bin")"
+  for lib in "${libs[@]}"; do printf 'lib %s %s\n' "$lib" "$(sha "$lib")"; done
+} | sha256sum | cut -d' ' -f1)"
+if ! up_to_date "$image" "$inputs"; then
+  ctx="$(new_context node)"
+  rootfs="$ctx/rootfs"
+  install -D -m 0755 "$node_bin" "$rootfs/usr/local/bin/node"
+  for lib in "${libs[@]}"; do
+    # -L: the file itself at the path ldd names, even where that path is a symlink on the host
+    # (libstdc++.so.6 -> libstdc++.so.6.0.30, /lib64 -> usr/lib64).
+    mkdir -p "$rootfs$(dirname "$lib")"
+    cp -L "$lib" "$rootfs$lib"
+    chmod 0755 "$rootfs$lib"
+  done
+  install -D -m 0644 "$ROOT/images/node/nsswitch.conf" "$rootfs/etc/nsswitch.conf"
+  want="$(node -p process.version)"
+  build "$image" "$ctx" "$inputs" \
+    node -e "if (process.version !== '$want') { console.error(process.version); process.exit(1); }"
+fi
+
+# --- agentainer/node-agent:local ------------------------------------------------------------------
+# The bundles are made on every run (esbuild takes milliseconds) and their bytes are the input:
+# an agent or any module it imports changing means a new image.
+[ -x "$ESBUILD" ] || die "$ESBUILD is missing: run \`npm ci\`"
+ctx="$(new_context node-agent)"
+mkdir "$ctx/agents"
+shopt -s nullglob
+for src in "$ROOT"/agents/*.ts; do
+  case "$src" in *.d.ts) continue ;; esac
+  name="$(basename "$src" .ts)"
+  "$ESBUILD" "$src" --bundle --platform=node --format=esm --target=node20 \
+    --log-level=warning --outfile="$ctx/agents/$name.mjs" ||
+    die "esbuild could not bundle agents/$name.ts (see above)"
+done
+shopt -u nullglob
+
+image="agentainer/node-agent:local"
+base_id="$(image_id agentainer/node:local)"
+inputs="$({
+  definition_manifest node-agent
+  printf 'base %s\n' "$base_id"
+  while IFS= read -r f; do
+    printf 'agent %s %s\n' "$(basename "$f")" "$(sha "$f")"
+  done < <(find "$ctx/agents" -type f | LC_ALL=C sort)
+} | sha256sum | cut -d' ' -f1)"
+if ! up_to_date "$image" "$inputs"; then
+  build "$image" "$ctx" "$inputs" sh -c 'test "$(pwd)" = /agents && node -e 0'
+fi
+
+# Images these builds replaced are left untagged: remove them (never one a container still uses).
+if [ "$built_any" -eq 1 ]; then
+  docker image prune -f --filter "label=$LABEL" >/dev/null 2>&1 || true
+fi
