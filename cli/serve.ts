@@ -7,19 +7,33 @@ type ServiceName = (typeof services)[number];
 
 /** Services whose implementation has not landed yet, and the issue that brings each. */
 const pending: Partial<Record<ServiceName, string>> = {
-  executor: "issue #3 (Executor service)",
   pool: "issue #4 (Pool service)",
   workflow: "issue #5 (Workflow service)",
 };
 
 const environmentHelp = `
 Environment (every service):
-  PORT                  port to listen on (state: 7073; 0 picks a free one)
+  PORT                  port to listen on (state: 7073, executor: 7074; 0 picks a free one)
   HOST                  address to bind (default 0.0.0.0)
   LOG_LEVEL             fatal|error|warn|info|debug|trace|silent (default info)
   REDIS_URL             redis://host:port; unset keeps data in memory (lost on exit)
   NATS_URL              nats://host:port; unset keeps events inside the process
   SHUTDOWN_TIMEOUT_MS   how long SIGTERM waits for calls to finish (default 10000)
+
+Executor service (port 7074):
+  EXECUTOR_RUNTIME             auto (Docker if an engine answers, else local), docker, or local
+                               (child processes on the host: NO isolation)
+  DOCKER_SOCKET                the Docker engine's socket (/var/run/docker.sock)
+  STATE_URL                    the State service agents' state operations go to
+  EXECUTOR_NODE_ID             this node's name on container labels and events (the hostname)
+  EXECUTOR_WORK_DIR            host directory of task mailboxes, mounted at /agentainer
+  EXECUTOR_DEFAULT_CPU_MILLIS, EXECUTOR_DEFAULT_MEMORY_BYTES, EXECUTOR_DEFAULT_PIDS
+                               container limits when a request leaves them 0 (1000, 512 MiB, 512)
+  EXECUTOR_DEFAULT_TASK_TIMEOUT_MS  task timeout when a request leaves it unset (3600000)
+  EXECUTOR_MAX_INPUT_BYTES     largest task input (4194304)
+  EXECUTOR_MAX_OUTPUT_BYTES    stdout/stderr kept per task and stream (1048576)
+  EXECUTOR_TASK_RETENTION_MS   how long ended tasks stay queryable (86400000)
+  EXECUTOR_ALLOW_HOST_NETWORK  allow NETWORK_MODE_HOST (false)
 
 State service:
   STATE_MAX_WORKFLOW_BYTES     default and maximum bytes of one workflow's state (10485760)
@@ -50,8 +64,7 @@ export function serveCommand(): Command {
         return;
       }
       try {
-        const { startStateService } = await import("../services/state/main.js");
-        const server = await startStateService(env);
+        const server = await startService(service, env);
         installShutdownHandlers(() => server.close(), server.logger);
       } catch (err) {
         if (err instanceof ConfigError || err instanceof Error) {
@@ -62,4 +75,19 @@ export function serveCommand(): Command {
         throw err;
       }
     });
+}
+
+/** Starts one service by name; each lives in its own module, loaded only when asked for. */
+async function startService(
+  service: ServiceName,
+  env: Readonly<Record<string, string | undefined>>,
+): Promise<{ close(): Promise<void>; logger: import("../lib/logger.js").Logger }> {
+  switch (service) {
+    case "state":
+      return (await import("../services/state/main.js")).startStateService(env);
+    case "executor":
+      return (await import("../services/executor/main.js")).startExecutorService(env);
+    default:
+      throw new Error(`the ${service} service is not available yet`);
+  }
 }

@@ -2,7 +2,7 @@
  * The TypeScript SDK for stream agents (docs/agent-protocol.md, "Stream agents"). An agent is a
  * program whose main process calls `serve`:
  *
- *   import { serve } from "agentainer/sdk/agent";
+ *   import { serve } from "../sdk/agent.js"; // bundled into the image with esbuild
  *   serve(async (input, ctx) => {
  *     const n = await ctx.state.increment("seen");
  *     ctx.log(`task ${ctx.task.id} is number ${n}`);
@@ -77,7 +77,7 @@ export interface TaskContext {
   state: AgentState;
   /** A log line for this task (shown with the task's stderr). */
   log(message: string): void;
-  /** Tells the Executor the task is alive (optional). */
+  /** Tells the Executor the task is alive (optional; accepted and, for now, not acted on). */
   heartbeat(): void;
   /** Aborted when the Executor cancels the task (or it times out): stop soon. */
   signal: AbortSignal;

@@ -175,7 +175,9 @@ export class AgentManager {
     io.stderr.on("data", (chunk: Buffer) => this.onStderr(agent, chunk));
     if (spec.mode === "exec") io.stdout.resume(); // an exec agent's main process output is unused
     if (spec.mode === "stream" && io.stdin !== undefined) {
-      agent.session = new StreamSession(io.stdin, io.stdout);
+      agent.session = new StreamSession(io.stdin, io.stdout, (why) => {
+        if (agent.state === "ready") this.markUnhealthy(agent, why);
+      });
     }
     await container.start();
     this.listener.agentChanged(agent, "created", "");
@@ -274,6 +276,8 @@ export class AgentManager {
       fingerprint,
     });
     if (!created) return record;
+    if (this.ctx.runtime.isolated) record.containerId = agent.container?.id ?? "";
+    record.containerName = agent.container?.name ?? "";
     agent.state = "busy";
     agent.currentTaskId = record.ref.taskId;
     void (mode === "exec"
@@ -380,8 +384,9 @@ export class AgentManager {
     let killTimer: NodeJS.Timeout | undefined;
     const giveUp = (end: StreamTaskEnd) => {
       // The agent did not stop the task in time: it cannot be trusted with another.
-      session.abandon(taskId, end);
+      this.markExited(agent, undefined, "killed: it did not stop a task in time");
       void agent.container?.kill("SIGKILL");
+      session.abandon(taskId, end);
     };
     record.cancel = (reason, graceMs) => {
       cancelReason = reason;
@@ -498,18 +503,16 @@ export class AgentManager {
       detail = `container exited${alive.exit ? ` with code ${alive.exit.exitCode}` : ""}`;
     } else if (agent.state === "busy" || agent.state === "starting") {
       // Liveness only: the task in flight is not disturbed.
+    } else if (agent.session?.broken !== undefined) {
+      healthy = false; // a stream agent that broke the protocol never recovers
+      detail = agent.session.broken;
     } else if (command.length > 0) {
       const r = await this.probe(container as RuntimeContainer, command, timeoutMs);
       healthy = r.ok;
       detail = r.detail;
-    } else if (agent.session !== undefined) {
-      if (agent.session.broken !== undefined) {
-        healthy = false;
-        detail = agent.session.broken;
-      } else if (!(await agent.session.ping(timeoutMs))) {
-        healthy = false;
-        detail = `no pong within ${formatMs(timeoutMs)}`;
-      }
+    } else if (agent.session !== undefined && !(await agent.session.ping(timeoutMs))) {
+      healthy = false;
+      detail = `no pong within ${formatMs(timeoutMs)}`;
     }
     if (agent.state === "ready" || agent.state === "unhealthy") {
       if (!healthy) this.markUnhealthy(agent, detail);

@@ -2,10 +2,10 @@ import { create } from "@bufbuild/protobuf";
 import type { ServiceImpl } from "@connectrpc/connect";
 import { InvalidArgumentError } from "../../lib/errors.js";
 import { durationToMs, msToDuration, msToTimestamp } from "../../lib/time.js";
+import type { AgentState } from "../../gen/agentainer/executor/v1/executor_pb.js";
 import {
   AgentMode,
   AgentSchema,
-  AgentState,
   type Agent,
   type AgentSpec as ProtoAgentSpec,
   type ExecutorService,

@@ -134,7 +134,7 @@ async function runCold(ctx: ExecutorContext, task: TaskRecord, spec: ColdSpec): 
       openStdin: false,
     };
     container = await createUnique(ctx, options);
-    task.containerId = container.id;
+    if (ctx.runtime.isolated) task.containerId = container.id; // no container id without one
     task.containerName = container.name;
     if (cancelled) throw new Cancelled();
 

@@ -1,5 +1,5 @@
 import { execFile } from "node:child_process";
-import { constants, openSync } from "node:fs";
+import { closeSync, constants, openSync, readSync } from "node:fs";
 import { chmod, mkdir, open, rm, writeFile } from "node:fs/promises";
 import { Socket } from "node:net";
 import { join } from "node:path";
@@ -82,8 +82,12 @@ export class Mailbox {
     return env;
   }
 
-  /** Binds the mailbox to a task: writes its input, clears old result and error files. */
+  /**
+   * Binds the mailbox to a task: writes its input, clears old result and error files, and drops
+   * any reply an earlier task left unread, so the new task never reads another's reply.
+   */
   async bind(task: MailboxTask): Promise<void> {
+    drainPipe(join(this.dir, mailboxFiles.stateResponse));
     this.task = task;
     await Promise.all([
       writeWorldWritable(join(this.dir, mailboxFiles.input), task.inputJson + "\n"),
@@ -119,23 +123,20 @@ export class Mailbox {
   private async serve(line: string): Promise<void> {
     if (line.trim() === "") return;
     const task = this.task;
-    let reply: StateReply;
-    if (task === undefined) {
-      reply = { ok: false, code: "FAILED_PRECONDITION", error: "no task is running here" };
-    } else {
-      let request: unknown;
-      try {
-        request = JSON.parse(line);
-        reply = await this.handle(task.workflowId, request);
-      } catch {
-        reply = {
-          ok: false,
-          code: "INVALID_ARGUMENT",
-          error: "a state request is one line of JSON",
-        };
-      }
+    // Between tasks nobody may ask: a leftover background process of an ended task gets no
+    // reply (it would wait in the pipe for the next task to read as its own).
+    if (task === undefined) return;
+    let request: unknown;
+    try {
+      request = JSON.parse(line);
+    } catch {
+      request = undefined;
     }
-    if (this.closed) return;
+    const reply: StateReply =
+      request === undefined
+        ? { ok: false, code: "INVALID_ARGUMENT", error: "a state request is one line of JSON" }
+        : await this.handle(task.workflowId, request);
+    if (this.closed || this.task !== task) return;
     this.replies?.write(JSON.stringify(reply) + "\n", (err) => {
       if (err) this.logger.warn({ err, dir: this.dir }, "could not write a state reply");
     });
@@ -149,6 +150,22 @@ function openPipe(path: string, readable: boolean): Socket {
   const socket = new Socket({ fd, readable, writable: !readable });
   socket.on("error", () => undefined); // closed with the mailbox
   return socket;
+}
+
+/** Reads and discards whatever is buffered in a named pipe (never blocks). */
+function drainPipe(path: string): void {
+  let fd: number | undefined;
+  try {
+    fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
+    const buf = Buffer.alloc(65536);
+    while (readSync(fd, buf, 0, buf.length, null) > 0) {
+      // discard
+    }
+  } catch {
+    // EAGAIN: nothing (more) buffered
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
 }
 
 async function writeWorldWritable(path: string, text: string): Promise<void> {

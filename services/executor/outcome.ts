@@ -70,7 +70,7 @@ export function decideOutcome(end: ProcessEnd): Decided {
       return failed("failed", `the result file is not JSON: ${excerpt(end.mailbox.result)}`);
     }
   }
-  const line = lastLine(end.stdout);
+  const line = lastLine(end.stdout, Infinity);
   if (line !== "") {
     try {
       return { status: "succeeded", result: JSON.parse(line) as JsonValue, error: "" };
@@ -81,11 +81,11 @@ export function decideOutcome(end: ProcessEnd): Decided {
   return { status: "succeeded", result: undefined, error: "" };
 }
 
-/** The last non-empty line of some output, trimmed and capped. */
-export function lastLine(output: Buffer): string {
+/** The last non-empty line of some output, trimmed and capped at `max` characters. */
+export function lastLine(output: Buffer, max = 2000): string {
   const text = output.toString("utf8").trimEnd();
   const line = text.slice(text.lastIndexOf("\n") + 1).trim();
-  return line.length > 2000 ? line.slice(0, 2000) + "…" : line;
+  return line.length > max ? line.slice(0, max) + "…" : line;
 }
 
 export function excerpt(text: string, max = 200): string {

@@ -50,6 +50,8 @@ export class StreamSession {
   constructor(
     private readonly stdin: Writable,
     stdout: Readable,
+    /** Called once when the agent breaks the protocol (also between tasks). */
+    private readonly onBroken: (why: string) => void = () => undefined,
   ) {
     stdin.on("error", () => undefined); // the agent went away; stdout's end reports it
     stdout.on("data", (chunk: Buffer) => this.onData(chunk));
@@ -208,6 +210,7 @@ export class StreamSession {
     this.readyWaiter?.reject(new Error(this.broken));
     this.readyWaiter = undefined;
     this.current?.settle({ kind: "broken", reason: this.broken });
+    this.onBroken(this.broken);
   }
 
   private onClose(reason: string): void {

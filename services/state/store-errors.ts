@@ -23,7 +23,12 @@ export const storeErrors = {
       { field },
     ),
   wrongType: (key: string, type: string, needs: string) =>
-    new FailedPreconditionError(`key "${key}" holds a ${type}; ${needs}`, { field: "key" }),
+    new FailedPreconditionError(
+      `key "${key}" holds ${/^[aeiou]/.test(type) ? "an" : "a"} ${type}; ${needs}`,
+      {
+        field: "key",
+      },
+    ),
   notFinite: (key: string, delta: string | number) =>
     new InvalidArgumentError(
       `incrementing "${key}" by ${delta} leaves the finite numbers; use a smaller delta`,

@@ -171,7 +171,7 @@ export function executorSuite(rt: SuiteRuntime): void {
     it("relays a shell agent's state operations to its own workflow only", async () => {
       const workflowId = await newWorkflow();
       const script = `
-        st() { echo "$1" > "$AGENTAINER_STATE_REQUEST"; read -r reply < "$AGENTAINER_STATE_RESPONSE"; echo "$reply"; }
+        st() { printf '%s\n' "$1" > "$AGENTAINER_STATE_REQUEST"; read -r reply < "$AGENTAINER_STATE_RESPONSE"; echo "$reply"; }
         st '{"op":"increment","key":"hits","delta":5}'
         st '{"op":"append","key":"log","values":["a","b"]}'
         st '{"op":"get","key":"hits"}'
@@ -463,7 +463,9 @@ export function executorSuite(rt: SuiteRuntime): void {
 export async function waitFor(check: () => Promise<boolean>, ms = 10_000): Promise<void> {
   const deadline = Date.now() + ms;
   while (Date.now() < deadline) {
-    if (await check()) return;
+    // A call may fail until what it asks about exists (a task is registered a moment after
+    // RunTask arrives): keep asking.
+    if (await check().catch(() => false)) return;
     await new Promise((r) => setTimeout(r, 50));
   }
   throw new Error("condition not met in time");

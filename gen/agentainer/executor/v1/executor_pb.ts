@@ -176,7 +176,7 @@ export type TaskSpec = Message<"agentainer.executor.v1.TaskSpec"> & {
 
   /**
    * Longest the task may run, from its container's start to its exit. Unset
-   * or zero: EXECUTOR_DEFAULT_TASK_TIMEOUT (1 h unless configured). At most
+   * or zero: EXECUTOR_DEFAULT_TASK_TIMEOUT_MS (1 h unless configured). At most
    * 7 days. When it passes the container is killed and the task ends
    * TASK_STATUS_TIMED_OUT.
    *
@@ -1512,9 +1512,10 @@ export const NetworkModeSchema: GenEnum<NetworkMode> = /*@__PURE__*/
 
 /**
  * Whether a cold task's container is kept after the task ends, for
- * debugging. A kept container is stopped, keeps its labels and
- * `agentainer.kept=true`, and is never removed by the Executor: remove it
- * with `docker rm`.
+ * debugging. A kept container is stopped, keeps its labels (its
+ * `agentainer.kept` label holds the request's choice: never, always or
+ * on_failure), and is never removed by the Executor: remove it with
+ * `docker rm`.
  *
  * @generated from enum agentainer.executor.v1.KeepContainer
  */
@@ -1838,7 +1839,8 @@ export const LogStreamSchema: GenEnum<LogStream> = /*@__PURE__*/
  *   agentainer.kind              "task" (cold) or "agent"
  *   agentainer.node_id           the Executor node that made it
  *   agentainer.workflow_id, agentainer.step_id, agentainer.task_id,
- *   agentainer.attempt           cold tasks
+ *   agentainer.attempt, agentainer.kept
+ *                                cold tasks
  *   agentainer.agent_id, agentainer.pool_id
  *                                agents (pool_id empty when none)
  * Label keys starting with "agentainer." are reserved; environment variable
@@ -2007,7 +2009,7 @@ export const ExecutorService: GenService<{
   },
   /**
    * Returns a task: its status and, once it has ended, its result. Tasks
-   * are kept for EXECUTOR_TASK_RETENTION (24 h unless configured) after they
+   * are kept for EXECUTOR_TASK_RETENTION_MS (24 h unless configured) after they
    * end; then NOT_FOUND.
    *
    * @generated from rpc agentainer.executor.v1.ExecutorService.GetTask

@@ -1,0 +1,205 @@
+import { execFileSync } from "node:child_process";
+import { randomUUID } from "node:crypto";
+import { fromJson, create } from "@bufbuild/protobuf";
+import { DurationSchema, ValueSchema } from "@bufbuild/protobuf/wkt";
+import { Code, ConnectError, createClient, type Client } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import {
+  AgentMode,
+  ExecutorService,
+  KeepContainer,
+  NetworkMode,
+  TaskStatus,
+} from "../../gen/agentainer/executor/v1/executor_pb.js";
+import { labels } from "../../services/executor/contract.js";
+import { startExecutorService, type RunningExecutor } from "../../services/executor/main.js";
+import { connectDocker } from "../../services/executor/runtime/docker.js";
+import { executorSuite } from "./executor-suite.js";
+
+const shellImage = "agentainer/busybox:local";
+const nodeAgentImage = "agentainer/node-agent:local";
+
+/** Images come from scripts/build-images.sh (npm test runs it); say so when one is missing. */
+function requireImage(image: string): void {
+  try {
+    execFileSync("docker", ["image", "inspect", image], { stdio: "ignore" });
+  } catch {
+    throw new Error(
+      `image ${image} is missing: run \`bash scripts/build-images.sh\` (npm test does)`,
+    );
+  }
+}
+
+async function docker() {
+  const runtime = await connectDocker();
+  if (runtime === undefined) {
+    throw new Error("no Docker engine answers: run `bash scripts/setup.sh` (npm test does)");
+  }
+  requireImage(shellImage);
+  requireImage(nodeAgentImage);
+  return runtime;
+}
+
+executorSuite({
+  name: "docker",
+  runtime: docker,
+  shellImage,
+  streamAgent: {
+    image: nodeAgentImage,
+    command: ["node", "/agents/test-agent.mjs"],
+    workingDir: "",
+  },
+});
+
+const seconds = (s: number) => create(DurationSchema, { seconds: BigInt(s) });
+const inspect = (id: string) =>
+  JSON.parse(execFileSync("docker", ["inspect", id]).toString())[0] as {
+    Name: string;
+    Config: { Labels: Record<string, string> };
+    HostConfig: {
+      CapDrop: string[] | null;
+      SecurityOpt: string[] | null;
+      NetworkMode: string;
+      Memory: number;
+      MemorySwap: number;
+      NanoCpus: number;
+      PidsLimit: number;
+      Binds: string[] | null;
+    };
+  };
+
+describe("the Executor on Docker: isolation, limits and debugging", () => {
+  let executor: RunningExecutor;
+  let client: Client<typeof ExecutorService>;
+  const node = `dtest-${randomUUID().slice(0, 8)}`;
+  const kept: string[] = [];
+
+  beforeAll(async () => {
+    executor = await startExecutorService(
+      { PORT: "0", HOST: "127.0.0.1", LOG_LEVEL: "silent", EXECUTOR_NODE_ID: node },
+      { runtime: await docker() },
+    );
+    client = createClient(ExecutorService, createGrpcTransport({ baseUrl: executor.url }));
+  });
+  afterAll(async () => {
+    await executor?.close();
+    for (const id of kept) execFileSync("docker", ["rm", "-f", id], { stdio: "ignore" });
+    const left = execFileSync("docker", ["ps", "-aq", "--filter", `label=${labels.nodeId}=${node}`])
+      .toString()
+      .trim();
+    expect(left).toBe("");
+  });
+
+  const ref = () => ({ workflowId: "wf-" + randomUUID(), stepId: "step" });
+
+  it("hardens every container: no capabilities, no new privileges, no network, limits, no socket", async () => {
+    const { result } = await client.runTask({
+      ref: ref(),
+      spec: {
+        image: shellImage,
+        command: [
+          "sh",
+          "-c",
+          "cat /proc/net/dev | tail -n +3 | cut -d: -f1 | tr -d ' '; grep CapEff /proc/self/status",
+        ],
+        limits: { cpuMillis: 500n, memoryBytes: BigInt(32 * 1024 * 1024), pids: 64n },
+        keep: KeepContainer.ALWAYS,
+      },
+    });
+    expect(result?.status).toBe(TaskStatus.SUCCEEDED);
+    kept.push(result!.containerId);
+    const out = Buffer.from(result!.stdout).toString();
+    expect(out.split("\n")[0]).toBe("lo"); // loopback only
+    expect(out).toMatch(/CapEff:\s+0+\n/);
+    const c = inspect(result!.containerId);
+    expect(c.HostConfig.CapDrop).toEqual(["ALL"]);
+    expect(c.HostConfig.SecurityOpt).toContain("no-new-privileges");
+    expect(c.HostConfig.NetworkMode).toBe("none");
+    expect(c.HostConfig.Memory).toBe(32 * 1024 * 1024);
+    expect(c.HostConfig.MemorySwap).toBe(32 * 1024 * 1024);
+    expect(c.HostConfig.NanoCpus).toBe(500_000_000);
+    expect(c.HostConfig.PidsLimit).toBe(64);
+    expect((c.HostConfig.Binds ?? []).join(" ")).not.toMatch(/docker\.sock/);
+    expect(c.Config.Labels[labels.workflowId]).toBeDefined();
+    expect(c.Config.Labels[labels.kind]).toBe("task");
+  });
+
+  it("reports a task that passes its memory limit as OOM-killed", async () => {
+    const { result } = await client.runTask({
+      ref: ref(),
+      spec: {
+        image: shellImage,
+        // Builds an ever-growing string in the shell until the kernel kills it.
+        command: ["sh", "-c", 'x=aaaaaaaaaaaaaaaa; while true; do x="$x$x"; done'],
+        limits: { memoryBytes: BigInt(16 * 1024 * 1024) },
+        timeout: seconds(60),
+      },
+    });
+    expect(result?.status).toBe(TaskStatus.OOM_KILLED);
+    expect(result?.error).toBe("killed for passing its memory limit of 16 MiB");
+  });
+
+  it("keeps a failed task's container for debugging when asked, and only then", async () => {
+    const failed = await client.runTask({
+      ref: ref(),
+      spec: { image: shellImage, command: ["sh", "-c", "exit 1"], keep: KeepContainer.ON_FAILURE },
+    });
+    kept.push(failed.result!.containerId);
+    expect(inspect(failed.result!.containerId).Config.Labels[labels.kept]).toBe("on_failure");
+    const ok = await client.runTask({
+      ref: ref(),
+      spec: { image: shellImage, command: ["true"], keep: KeepContainer.ON_FAILURE },
+    });
+    expect(() => inspect(ok.result!.containerId)).toThrow();
+  });
+
+  it("names a missing image, pulls nothing, and starts nothing", async () => {
+    const image = `agentainer/absent-${randomUUID().slice(0, 6)}:local`;
+    const err = await client
+      .runTask({ ref: ref(), spec: { image, command: ["true"] } })
+      .catch((e: unknown) => ConnectError.from(e));
+    expect((err as ConnectError).code).toBe(Code.NotFound);
+    expect((err as ConnectError).rawMessage).toContain(image);
+    const agentErr = await client
+      .createAgent({ spec: { image, mode: AgentMode.EXEC } })
+      .catch((e: unknown) => ConnectError.from(e));
+    expect((agentErr as ConnectError).code).toBe(Code.NotFound);
+    const img = await client.getImage({ image: shellImage });
+    expect(img.imageId).toMatch(/^sha256:/);
+  });
+
+  it("gives a bridge network only when asked", async () => {
+    const { result } = await client.runTask({
+      ref: ref(),
+      spec: {
+        image: shellImage,
+        command: ["sh", "-c", "cat /proc/net/dev | tail -n +3 | cut -d: -f1 | tr -d ' ' | sort"],
+        network: NetworkMode.BRIDGE,
+      },
+    });
+    expect(Buffer.from(result!.stdout).toString()).toContain("eth0");
+  });
+
+  it("relays state for a stream agent built from the node-agent image", async () => {
+    const { agent } = await client.createAgent({
+      spec: {
+        image: nodeAgentImage,
+        command: ["node", "/agents/test-agent.mjs"],
+        mode: AgentMode.STREAM,
+      },
+    });
+    try {
+      const r = await client.runTaskOnAgent({
+        agentId: agent!.agentId,
+        ref: ref(),
+        input: fromJson(ValueSchema, { action: "state" }),
+      });
+      // This Executor has no State service: the agent is told so, and its task fails cleanly.
+      expect(r.result?.status).toBe(TaskStatus.FAILED);
+      expect(r.result?.error).toMatch(/no State service/);
+    } finally {
+      await client.destroyAgent({ agentId: agent!.agentId, force: true });
+    }
+  });
+});

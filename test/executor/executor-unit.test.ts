@@ -1,0 +1,248 @@
+import { PassThrough } from "node:stream";
+import { describe, expect, it } from "vitest";
+import { InvalidArgumentError, PermissionDeniedError } from "../../lib/errors.js";
+import { decideOutcome, type ProcessEnd } from "../../services/executor/outcome.js";
+import { TaskOutput } from "../../services/executor/output.js";
+import { decode, ProtocolError } from "../../services/executor/protocol.js";
+import { relayStateRequest, type StateOps } from "../../services/executor/state-relay.js";
+import { StreamSession } from "../../services/executor/stream-session.js";
+import {
+  checkEnv,
+  checkLimits,
+  checkNetwork,
+  checkTaskRef,
+} from "../../services/executor/validate.js";
+
+const end = (over: Partial<ProcessEnd>): ProcessEnd => ({
+  exitCode: 0,
+  oomKilled: false,
+  timedOut: false,
+  cancelReason: undefined,
+  runError: undefined,
+  mailbox: { result: undefined, resultTooLarge: false, error: undefined },
+  stdout: Buffer.alloc(0),
+  stderr: Buffer.alloc(0),
+  memoryBytes: 64 * 1024 * 1024,
+  timeoutMs: 30_000,
+  ...over,
+});
+
+describe("decideOutcome (the contract's result rules)", () => {
+  it("puts cancel, timeout and OOM before the exit code", () => {
+    expect(decideOutcome(end({ exitCode: 137, cancelReason: "stop", timedOut: true })).status).toBe(
+      "cancelled",
+    );
+    expect(decideOutcome(end({ exitCode: 137, timedOut: true }))).toMatchObject({
+      status: "timed_out",
+      error: "timed out after 30s",
+    });
+    expect(decideOutcome(end({ exitCode: 137, oomKilled: true }))).toMatchObject({
+      status: "oom_killed",
+      error: "killed for passing its memory limit of 64 MiB",
+    });
+  });
+
+  it("prefers the agent's error file, then its last stderr line, for a non-zero exit", () => {
+    const mailbox = { result: '{"a":1}', resultTooLarge: false, error: "bad input\n" };
+    expect(decideOutcome(end({ exitCode: 2, mailbox })).error).toBe(
+      "exited with code 2: bad input",
+    );
+    expect(decideOutcome(end({ exitCode: 2, stderr: Buffer.from("x\nlast words\n") })).error).toBe(
+      "exited with code 2: last words",
+    );
+    expect(decideOutcome(end({ exitCode: 2 })).error).toBe("exited with code 2");
+  });
+
+  it("reads the result file, else a JSON last line of stdout, else no result", () => {
+    const file = { result: "[1,2]", resultTooLarge: false, error: undefined };
+    expect(decideOutcome(end({ mailbox: file, stdout: Buffer.from('{"no":1}') })).result).toEqual([
+      1, 2,
+    ]);
+    expect(decideOutcome(end({ stdout: Buffer.from('log\n{"yes":1}\n') })).result).toEqual({
+      yes: 1,
+    });
+    expect(decideOutcome(end({ stdout: Buffer.from("just text\n") }))).toEqual({
+      status: "succeeded",
+      result: undefined,
+      error: "",
+    });
+    const tooBig = { result: undefined, resultTooLarge: true, error: undefined };
+    expect(decideOutcome(end({ mailbox: tooBig })).status).toBe("failed");
+  });
+});
+
+describe("TaskOutput", () => {
+  it("keeps the tail of each stream and says when it dropped output", () => {
+    const out = new TaskOutput(10);
+    out.write("stdout", Buffer.from("0123456789"));
+    out.write("stderr", Buffer.from("err"));
+    out.write("stdout", Buffer.from("abcd"));
+    expect(out.tail("stdout")).toEqual({ data: Buffer.from("456789abcd"), truncated: true });
+    expect(out.tail("stderr")).toEqual({ data: Buffer.from("err"), truncated: false });
+  });
+
+  it("tells followers of new chunks and of the end", () => {
+    const out = new TaskOutput(100);
+    const seen: Array<string | undefined> = [];
+    out.follow((c) => seen.push(c && Buffer.from(c.data).toString()));
+    out.write("stdout", Buffer.from("a"));
+    out.end();
+    out.write("stdout", Buffer.from("late"));
+    expect(seen).toEqual(["a", undefined]);
+  });
+});
+
+describe("the stream protocol", () => {
+  it("decodes every agent message and rejects what breaks the protocol", () => {
+    expect(decode('{"type":"ready","protocol":1}')).toEqual({ type: "ready", protocol: 1 });
+    expect(decode('{"type":"result","task_id":"t"}')).toEqual({
+      type: "result",
+      task_id: "t",
+      result: null,
+    });
+    expect(decode('{"type":"state","task_id":"t","request_id":"r","op":"get","key":"k"}')).toEqual({
+      type: "state",
+      task_id: "t",
+      request_id: "r",
+      request: { op: "get", key: "k" },
+    });
+    for (const bad of [
+      "hello",
+      "[]",
+      '{"type":"result"}',
+      '{"type":"nope","task_id":"t"}',
+      '{"type":"ready","protocol":2}',
+      '{"type":"error","task_id":"t","error":5}',
+    ]) {
+      expect(() => decode(bad), bad).toThrow(ProtocolError);
+    }
+  });
+
+  function session() {
+    const stdin = new PassThrough();
+    const stdout = new PassThrough();
+    const sent: unknown[] = [];
+    stdin.on("data", (d: Buffer) =>
+      d
+        .toString()
+        .trim()
+        .split("\n")
+        .forEach((l) => sent.push(JSON.parse(l))),
+    );
+    return { s: new StreamSession(stdin, stdout), stdout, sent };
+  }
+  const task = (id: string) => ({
+    type: "task" as const,
+    task_id: id,
+    workflow_id: "wf",
+    step_id: "s",
+    attempt: 1,
+    index: 0,
+    env: {},
+    input: null,
+  });
+  const handlers = {
+    onLog: () => undefined,
+    onState: () => Promise.resolve({ ok: true as const, result: {} }),
+  };
+
+  it("runs a task split across chunks and answers its state request", async () => {
+    const { s, stdout, sent } = session();
+    stdout.write('{"type":"rea');
+    stdout.write('dy"}\n');
+    await s.ready();
+    const done = s.run(task("t1"), handlers);
+    stdout.write('{"type":"state","task_id":"t1","request_id":"r1","op":"get","key":"k"}\n');
+    await new Promise((r) => setImmediate(r));
+    stdout.write('{"type":"result","task_id":"t1","result":{"ok":true}}\n');
+    expect(await done).toEqual({ kind: "result", result: { ok: true } });
+    expect(sent).toContainEqual({ type: "state_result", request_id: "r1", ok: true, result: {} });
+  });
+
+  it("ignores late words about an abandoned task but breaks on a stranger's", async () => {
+    const { s, stdout } = session();
+    stdout.write('{"type":"ready"}\n');
+    await s.ready();
+    const first = s.run(task("t1"), handlers);
+    s.abandon("t1", { kind: "error", error: "timed out" });
+    expect(await first).toEqual({ kind: "error", error: "timed out" });
+    const second = s.run(task("t2"), handlers);
+    stdout.write('{"type":"result","task_id":"t1","result":1}\n'); // late: ignored
+    stdout.write('{"type":"result","task_id":"zzz","result":1}\n'); // nobody's: broken
+    const r = await second;
+    expect(r.kind).toBe("broken");
+    expect(s.broken).toMatch(/names task "zzz"/);
+  });
+
+  it("ends the current task when the agent's stdout ends", async () => {
+    const { s, stdout } = session();
+    stdout.write('{"type":"ready"}\n');
+    await s.ready();
+    const r = s.run(task("t1"), handlers);
+    stdout.end();
+    expect(await r).toEqual({ kind: "closed" });
+  });
+});
+
+describe("relayStateRequest", () => {
+  const calls: unknown[] = [];
+  const ops = new Proxy({} as StateOps, {
+    get: (_t, name) => (req: unknown) => {
+      calls.push([name, req]);
+      return Promise.resolve({ version: 3n, value: 4, existed: true, length: 2n });
+    },
+  });
+
+  it("scopes every request to the task's workflow", async () => {
+    expect(await relayStateRequest(ops, "wf-1", { op: "increment", key: "k", delta: 2 })).toEqual({
+      ok: true,
+      result: { value: 4, version: 3 },
+    });
+    expect(calls.at(-1)).toEqual(["increment", { workflowId: "wf-1", key: "k", delta: 2 }]);
+    expect(
+      await relayStateRequest(ops, "wf-1", { op: "get", key: "k", workflow_id: "wf-2" }),
+    ).toMatchObject({
+      ok: false,
+      code: "PERMISSION_DENIED",
+    });
+    expect(
+      await relayStateRequest(ops, "wf-1", { op: "increment", key: "k", delta: "x" }),
+    ).toMatchObject({
+      ok: false,
+      code: "INVALID_ARGUMENT",
+    });
+    expect(await relayStateRequest(ops, "wf-1", "nope")).toMatchObject({
+      ok: false,
+      code: "INVALID_ARGUMENT",
+    });
+  });
+});
+
+describe("validation", () => {
+  const v = {
+    defaults: { cpuMillis: 1000, memoryBytes: 512 * 1024 * 1024, pids: 512 },
+    defaultTimeoutMs: 3_600_000,
+    maxInputBytes: 1024,
+    allowHostNetwork: false,
+    hostCpus: 2,
+    hostMemoryBytes: 8 * 1024 ** 3,
+  };
+  it("fills defaults and names the field and the allowed range", () => {
+    expect(checkLimits({ cpuMillis: 0, memoryBytes: 0, pids: 0 }, v, "spec.limits")).toEqual(
+      v.defaults,
+    );
+    expect(() => checkLimits({ cpuMillis: 5000 }, v, "spec.limits")).toThrow(
+      /cpu_millis is 5000; use 10 to 2000/,
+    );
+    expect(() => checkLimits({ memoryBytes: 1 }, v, "spec.limits")).toThrow(InvalidArgumentError);
+    expect(() => checkEnv({ AGENTAINER_INPUT: "x" }, "spec.env")).toThrow(/reserved/);
+    expect(() => checkEnv({ "1BAD": "x" }, "spec.env")).toThrow(/invalid/);
+    expect(() => checkNetwork("host", v, "spec.network")).toThrow(PermissionDeniedError);
+    expect(
+      checkTaskRef({ workflowId: "wf", stepId: "s", taskId: "", attempt: 0, index: 0 }).attempt,
+    ).toBe(1);
+    expect(() =>
+      checkTaskRef({ workflowId: "wf", stepId: "", taskId: "", attempt: 0, index: 0 }),
+    ).toThrow(/step_id/);
+  });
+});
