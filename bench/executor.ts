@@ -19,6 +19,7 @@ import {
   ExecutorService,
   TaskStatus,
 } from "../gen/agentainer/executor/v1/executor_pb.js";
+import { Health } from "../gen/grpc/health/v1/health_pb.js";
 import { startExecutorService } from "../services/executor/main.js";
 import { percentile } from "./lib/stats.js";
 import { markdownTable, textTable, type Column } from "./lib/table.js";
@@ -161,7 +162,8 @@ async function viaExecutor(): Promise<void> {
     EXECUTOR_RUNTIME: "docker",
     EXECUTOR_NODE_ID: "bench",
   });
-  const client = createClient(ExecutorService, createGrpcTransport({ baseUrl: executor.url }));
+  const transport = createGrpcTransport({ baseUrl: executor.url });
+  const client = createClient(ExecutorService, transport);
   const ref = (i: number) => ({ workflowId: "bench", stepId: "s", index: i + 1000 });
   const check = (status: TaskStatus | undefined, error: string | undefined) => {
     if (status !== TaskStatus.SUCCEEDED) throw new Error(`task failed: ${error ?? "?"}`);
@@ -197,6 +199,11 @@ async function viaExecutor(): Promise<void> {
       },
     });
     const input = fromJson(ValueSchema, { action: "echo" });
+    // The floor any RPC pays here: a trivial call to the same server over the same connection.
+    const health = createClient(Health, transport);
+    await measure("stream", "RPC floor: grpc.health.v1.Health/Check, same server", async () => {
+      await health.check({});
+    });
     await measure("stream", "ExecutorService.RunTaskOnAgent (stream)", async () => {
       const { result } = await client.runTaskOnAgent({
         agentId: stream.agent!.agentId,
@@ -232,7 +239,7 @@ function report(): void {
   ];
   const cells = rows.map((r) => {
     const base = rows.find((b) => b.what === r.what && b.path.startsWith("bare"));
-    const ours = base !== undefined && base !== r;
+    const ours = base !== undefined && base !== r && !r.path.startsWith("RPC floor");
     return [
       r.what,
       r.path,
@@ -242,7 +249,9 @@ function report(): void {
       fixed(r.mean),
       ours
         ? `${fixed(r.p50 / base.p50)}×, ${r.p50 >= base.p50 ? "+" : "−"}${fixed(Math.abs(r.p50 - base.p50))} ms`
-        : "baseline",
+        : r.path.startsWith("RPC floor")
+          ? "reference: any call's cost"
+          : "baseline",
       ours ? (target[r.what] ?? "") : "",
       ours ? verdict(r, base) : "",
     ];
