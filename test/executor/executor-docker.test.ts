@@ -54,7 +54,9 @@ executorSuite({
 
 const seconds = (s: number) => create(DurationSchema, { seconds: BigInt(s) });
 const inspect = (id: string) =>
-  JSON.parse(execFileSync("docker", ["inspect", id]).toString())[0] as {
+  JSON.parse(
+    execFileSync("docker", ["inspect", id], { stdio: ["ignore", "pipe", "pipe"] }).toString(),
+  )[0] as {
     Name: string;
     Config: { Labels: Record<string, string> };
     HostConfig: {

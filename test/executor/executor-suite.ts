@@ -1,15 +1,17 @@
 import { randomUUID } from "node:crypto";
-import { create, fromJson, type JsonValue } from "@bufbuild/protobuf";
+import { create, fromBinary, fromJson, type JsonValue } from "@bufbuild/protobuf";
 import { DurationSchema, ValueSchema } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, createClient, type Client } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { connect as natsConnect } from "nats";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import {
   AgentMode,
   AgentState,
   ExecutorService,
   TaskStatus,
 } from "../../gen/agentainer/executor/v1/executor_pb.js";
+import { AgentEventSchema, TaskEventSchema } from "../../gen/agentainer/executor/v1/events_pb.js";
 import { StateService } from "../../gen/agentainer/state/v1/state_pb.js";
 import { labels } from "../../services/executor/contract.js";
 import { startExecutorService, type RunningExecutor } from "../../services/executor/main.js";
@@ -51,6 +53,7 @@ export function executorSuite(rt: SuiteRuntime): void {
           LOG_LEVEL: "silent",
           EXECUTOR_NODE_ID: node,
           STATE_URL: state.url,
+          NATS_URL: inject("natsUrl"),
           EXECUTOR_DEFAULT_MEMORY_BYTES: String(64 * 1024 * 1024),
         },
         { runtime },
@@ -420,8 +423,126 @@ export function executorSuite(rt: SuiteRuntime): void {
         await waitFor(
           async () => (await client.getAgent({ agentId })).agent?.state === AgentState.EXITED,
         );
+        const dead = await client
+          .runTaskOnAgent({ agentId, ref: { workflowId, stepId: "s" }, input: valueOf({}) })
+          .catch((e: unknown) => ConnectError.from(e));
+        expect((dead as ConnectError).code).toBe(Code.FailedPrecondition);
+        expect((dead as ConnectError).rawMessage).toMatch(/is EXITED/);
       } finally {
         await client.destroyAgent({ agentId, force: true });
+      }
+    });
+
+    it("publishes task and agent lifecycle events on NATS", async () => {
+      const workflowId = await newWorkflow();
+      const nc = await natsConnect({ servers: inject("natsUrl") });
+      const tasks: string[] = [];
+      const agents: string[] = [];
+      nc.subscribe(`agentainer.executor.task.*.${workflowId}`, {
+        callback: (_err, m) => {
+          const e = fromBinary(TaskEventSchema, m.data);
+          tasks.push(`${m.subject.split(".")[3]} ${e.ref?.index}${e.error ? ` ${e.error}` : ""}`);
+        },
+      });
+      let agentId = "";
+      nc.subscribe("agentainer.executor.agent.*", {
+        callback: (_err, m) => {
+          const e = fromBinary(AgentEventSchema, m.data);
+          if (e.agentId === agentId) agents.push(`${m.subject.split(".")[3]} ${e.reason}`.trim());
+        },
+      });
+      await nc.flush();
+      try {
+        const ref = (index: number) => ({ workflowId, stepId: "s", index });
+        await client.runTask({ ref: ref(0), spec: shell("true") });
+        await client.runTask({ ref: ref(1), spec: shell("echo broken >&2; exit 3") });
+        await client.runTask({
+          ref: ref(2),
+          spec: { ...shell("sleep 30"), timeout: seconds(0.2) },
+        });
+        agentId = `events-${randomUUID()}`;
+        await client.createAgent({
+          agentId,
+          spec: { image: rt.shellImage, command: ["sleep", "3600"], mode: AgentMode.EXEC },
+        });
+        await client.destroyAgent({ agentId, reason: "test over" });
+        await waitFor(() => Promise.resolve(tasks.length === 9 && agents.length === 3));
+        expect(tasks).toEqual([
+          "created 0",
+          "started 0",
+          "succeeded 0",
+          "created 1",
+          "started 1",
+          "failed 1 exited with code 3: broken",
+          "created 2",
+          "started 2",
+          "timed_out 2 timed out after 200ms",
+        ]);
+        expect(agents).toEqual(["created", "ready", "destroyed test over"]);
+      } finally {
+        await nc.close();
+      }
+    });
+
+    it("cancels warm tasks: an exec'd process, a stream agent's task, and a forced destroy", async () => {
+      const workflowId = await newWorkflow();
+      const { agent: execAgent } = await client.createAgent({
+        spec: { image: rt.shellImage, command: ["sleep", "3600"], mode: AgentMode.EXEC },
+      });
+      const { agent: streamAgent } = await client.createAgent({
+        spec: { ...rt.streamAgent, mode: AgentMode.STREAM },
+      });
+      const running = (taskId: string) => async () =>
+        (await client.getTask({ taskId })).task?.status === TaskStatus.RUNNING;
+      try {
+        const execTask = `exec-cancel-${randomUUID()}`;
+        const execRun = client.runTaskOnAgent({
+          agentId: execAgent!.agentId,
+          ref: { workflowId, stepId: "s", taskId: execTask },
+          command: ["sleep", "30"],
+        });
+        await waitFor(running(execTask));
+        await client.cancelTask({ taskId: execTask, reason: "enough" });
+        const execResult = (await execRun).result!;
+        expect(execResult.status).toBe(TaskStatus.CANCELLED);
+        expect(execResult.error).toBe("cancelled: enough");
+        expect(execResult.agentState).toBe(AgentState.READY);
+
+        const streamTask = `stream-cancel-${randomUUID()}`;
+        const streamRun = client.runTaskOnAgent({
+          agentId: streamAgent!.agentId,
+          ref: { workflowId, stepId: "s", taskId: streamTask },
+          input: valueOf({ action: "sleep", ms: 30_000 }),
+        });
+        await waitFor(running(streamTask));
+        await client.cancelTask({ taskId: streamTask, reason: "stop", gracePeriod: seconds(5) });
+        const streamResult = (await streamRun).result!;
+        expect(streamResult.status).toBe(TaskStatus.CANCELLED);
+        expect(streamResult.agentState).toBe(AgentState.READY); // it stopped when asked
+
+        const busyTask = `busy-${randomUUID()}`;
+        const busyRun = client.runTaskOnAgent({
+          agentId: execAgent!.agentId,
+          ref: { workflowId, stepId: "s", taskId: busyTask },
+          command: ["sleep", "30"],
+        });
+        await waitFor(running(busyTask));
+        const refused = await client
+          .destroyAgent({ agentId: execAgent!.agentId })
+          .catch((e: unknown) => ConnectError.from(e));
+        expect((refused as ConnectError).code).toBe(Code.FailedPrecondition);
+        const forced = await client.destroyAgent({
+          agentId: execAgent!.agentId,
+          force: true,
+          reason: "drain",
+        });
+        expect(forced.agent?.state).toBe(AgentState.DESTROYED);
+        const busy = (await busyRun).result!;
+        expect(busy.status).toBe(TaskStatus.CANCELLED);
+        expect(busy.error).toBe("cancelled: agent destroyed: drain");
+      } finally {
+        await client.destroyAgent({ agentId: execAgent!.agentId, force: true });
+        await client.destroyAgent({ agentId: streamAgent!.agentId, force: true });
       }
     });
 
