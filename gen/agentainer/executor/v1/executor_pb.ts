@@ -1812,14 +1812,17 @@ export const LogStreamSchema: GenEnum<LogStream> = /*@__PURE__*/
  *   exec    RunTaskOnAgent on an AGENT_MODE_EXEC agent: a `docker exec` of
  *           the task's command in a warm container. Any image that can stay
  *           up.
- *   stream  RunTaskOnAgent on an AGENT_MODE_STREAM agent: one line of JSON to
- *           the agent's main process over `docker attach`, one line back; no
- *           process start per task.
+ *   stream  RunTaskOnAgent on an AGENT_MODE_STREAM agent: a "task" message
+ *           (one line of JSON) to the agent's main process over `docker
+ *           attach`, and its messages back (logs, state operations, then one
+ *           "result" or "error"); no process start per task.
  *
- * All three follow the agent contract of docs/agent-protocol.md: the task's
- * identity arrives as AGENTAINER_WORKFLOW_ID, AGENTAINER_STEP_ID and
- * AGENTAINER_TASK_ID, its input as JSON (a file for large inputs); the result
- * is JSON the agent writes, stderr is its log, and a non-zero exit or an error
+ * All three follow the agent contract of docs/agent-protocol.md. Cold and
+ * exec tasks get their identity as AGENTAINER_WORKFLOW_ID, AGENTAINER_STEP_ID
+ * and AGENTAINER_TASK_ID (and more AGENTAINER_* variables), their input as
+ * JSON (a file for large inputs), and write their result as JSON; stream
+ * tasks get the same fields in the task message and answer with a result
+ * message. stderr is the agent's log, and a non-zero exit or an error
  * message fails the task with the agent's own text in TaskResult.error.
  * Agents use every State operation on their own workflow (never another's)
  * through the Executor, without Redis credentials or network access.
