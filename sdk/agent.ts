@@ -102,6 +102,7 @@ export async function serve(handler: Handler, options: ServeOptions = {}): Promi
   let requests = 0;
   let current: { id: string; abort: AbortController } | undefined;
   const queue: Array<Record<string, Json>> = [];
+  const cancelledBeforeStart = new Set<string>();
   let wake: (() => void) | undefined;
   let ended = false;
 
@@ -124,6 +125,8 @@ export async function serve(handler: Handler, options: ServeOptions = {}): Promi
       case "cancel":
         if (current !== undefined && current.id === m.task_id) {
           current.abort.abort(String(m.reason ?? "cancelled"));
+        } else if (queue.some((q) => q.task_id === m.task_id)) {
+          cancelledBeforeStart.add(String(m.task_id)); // cancelled while still queued
         }
         return;
       case "ping":
@@ -155,6 +158,10 @@ export async function serve(handler: Handler, options: ServeOptions = {}): Promi
       continue;
     }
     const taskId = String(m.task_id);
+    if (cancelledBeforeStart.delete(taskId)) {
+      send({ type: "error", task_id: taskId, error: "cancelled before it started" });
+      continue;
+    }
     const abort = new AbortController();
     current = { id: taskId, abort };
     const call = (op: string, args: Record<string, Json>): Promise<Record<string, Json>> =>

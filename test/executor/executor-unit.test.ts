@@ -246,3 +246,52 @@ describe("validation", () => {
     ).toThrow(/step_id/);
   });
 });
+
+describe("the TypeScript SDK", () => {
+  it("answers a task cancelled before it started without running it", async () => {
+    const { serve } = await import("../../sdk/agent.js");
+    const stdin = new PassThrough();
+    const stdout = new PassThrough();
+    const lines: Array<Record<string, unknown>> = [];
+    stdout.on("data", (d: Buffer) =>
+      d
+        .toString()
+        .trim()
+        .split("\n")
+        .forEach((l) => lines.push(JSON.parse(l) as Record<string, unknown>)),
+    );
+    let ran = 0;
+    const served = serve(
+      async (input) => {
+        ran++;
+        await new Promise((r) => setTimeout(r, 5));
+        return input;
+      },
+      { stdin, stdout },
+    );
+    const task = (id: string) =>
+      JSON.stringify({
+        type: "task",
+        task_id: id,
+        workflow_id: "w",
+        step_id: "s",
+        attempt: 1,
+        index: 0,
+        env: {},
+        input: id,
+      });
+    // Both tasks and the cancel of the second arrive in one chunk, before either has started.
+    stdin.write(
+      `${task("t1")}\n${task("t2")}\n${JSON.stringify({ type: "cancel", task_id: "t2", reason: "x" })}\n`,
+    );
+    await new Promise((r) => setTimeout(r, 50));
+    stdin.end();
+    await served;
+    expect(lines).toEqual([
+      { type: "ready", protocol: 1 },
+      { type: "result", task_id: "t1", result: "t1" },
+      { type: "error", task_id: "t2", error: "cancelled before it started" },
+    ]);
+    expect(ran).toBe(1);
+  });
+});

@@ -342,7 +342,7 @@ export function describeStateContract(name: string, makeStore: () => Promise<Sto
       it("refuses a non-array with FAILED_PRECONDITION", async () => {
         await state.set(wf, "o", { a: 1 });
         await expect(state.addToSet(wf, "o", 1)).rejects.toThrow(
-          /holds a object; AddToSet needs a JSON array/,
+          /holds an object; AddToSet needs a JSON array/,
         );
       });
     });
