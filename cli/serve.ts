@@ -1,5 +1,6 @@
 import { Command, Option } from "commander";
 import { ConfigError } from "../lib/config.js";
+import type { Logger } from "../lib/logger.js";
 import { installShutdownHandlers } from "../lib/server.js";
 
 const services = ["workflow", "pool", "state", "executor"] as const;
@@ -81,7 +82,7 @@ export function serveCommand(): Command {
 async function startService(
   service: ServiceName,
   env: Readonly<Record<string, string | undefined>>,
-): Promise<{ close(): Promise<void>; logger: import("../lib/logger.js").Logger }> {
+): Promise<{ close(): Promise<void>; logger: Logger }> {
   switch (service) {
     case "state":
       return (await import("../services/state/main.js")).startStateService(env);
