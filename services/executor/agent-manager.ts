@@ -166,6 +166,7 @@ export class AgentManager {
         [labels.nodeId]: this.ctx.nodeId,
         [labels.agentId]: agent.agentId,
         [labels.poolId]: agent.poolId,
+        [labels.agentSpec]: JSON.stringify(spec),
       },
       mounts,
       openStdin: spec.mode === "stream",
@@ -571,6 +572,76 @@ export class AgentManager {
     return agent;
   }
 
+  /**
+   * After a restart: adopts this node's running exec agents (READY again, same id, pool and
+   * spec), and removes what cannot be used: stream agents (their stdin closed with the old
+   * process's attach, so they have exited or are about to), exited agents, and task containers
+   * whose tasks died with the old process (kept ones are stopped and left for debugging).
+   */
+  async recover(): Promise<{ adopted: number; removed: number }> {
+    const mine = await this.ctx.runtime.listContainers({
+      [labels.managed]: "true",
+      [labels.nodeId]: this.ctx.nodeId,
+    });
+    let adopted = 0;
+    let removed = 0;
+    for (const c of mine) {
+      const agentId = c.labels[labels.agentId] ?? "";
+      if (agentId !== "" && this.agents.has(agentId)) continue; // one of ours already
+      const container = await this.ctx.runtime.openContainer(c.id).catch(() => undefined);
+      if (container === undefined) continue;
+      const kept = c.labels[labels.kept];
+      if (c.labels[labels.kind] === "task" && (kept === "always" || kept === "on_failure")) {
+        await container.kill("SIGKILL");
+        continue;
+      }
+      const spec = parseSpec(c.labels[labels.agentSpec]);
+      if (c.labels[labels.kind] === "agent" && c.running && spec?.mode === "exec" && agentId) {
+        await this.adopt(agentId, c.labels[labels.poolId] ?? "", spec, container);
+        adopted++;
+        continue;
+      }
+      await container.remove();
+      removed++;
+    }
+    return { adopted, removed };
+  }
+
+  private async adopt(
+    agentId: string,
+    poolId: string,
+    spec: AgentSpec,
+    container: RuntimeContainer,
+  ): Promise<void> {
+    const box = await openMailbox(this.ctx, "agents", agentId);
+    const now = this.ctx.now();
+    const agent: AgentRecord = {
+      agentId,
+      poolId,
+      spec,
+      nodeId: this.ctx.nodeId,
+      createMs: now,
+      state: "ready",
+      container,
+      readyMs: now,
+      lastUsedMs: undefined,
+      uses: 0,
+      currentTaskId: "",
+      error: "",
+      exitCode: undefined,
+      mailbox: box.mailbox,
+      mailboxDir: box.visibleDir,
+      session: undefined,
+      stderrTail: [],
+    };
+    this.agents.set(agentId, agent);
+    void container.wait().then(
+      (exit) => this.onExit(agent, exit.exitCode, exit.oomKilled),
+      () => undefined,
+    );
+    this.listener.agentChanged(agent, "ready", "adopted after an Executor restart");
+  }
+
   /** Destroys every agent (shutdown). */
   async close(): Promise<void> {
     await Promise.all(
@@ -638,6 +709,17 @@ export class AgentManager {
   private stderrHint(agent: AgentRecord): string {
     const tail = agent.stderrTail.slice(-3).join(" | ");
     return tail === "" ? "" : `; its last stderr: ${tail}`;
+  }
+}
+
+/** An AgentSpec from its label; undefined when absent or unreadable. */
+function parseSpec(label: string | undefined): AgentSpec | undefined {
+  if (label === undefined) return undefined;
+  try {
+    const spec = JSON.parse(label) as AgentSpec;
+    return spec.mode === "exec" || spec.mode === "stream" ? spec : undefined;
+  } catch {
+    return undefined;
   }
 }
 

@@ -58,4 +58,6 @@ export const labels = {
   agentId: "agentainer.agent_id",
   poolId: "agentainer.pool_id",
   kept: "agentainer.kept",
+  /** Agents: their AgentSpec as JSON, so a restarted Executor can adopt them exactly. */
+  agentSpec: "agentainer.agent_spec",
 } as const;

@@ -1,6 +1,6 @@
 import { execFile } from "node:child_process";
 import { closeSync, constants, openSync, readSync } from "node:fs";
-import { chmod, mkdir, open, rm, writeFile } from "node:fs/promises";
+import { chmod, mkdir, open, rm, stat, writeFile } from "node:fs/promises";
 import { Socket } from "node:net";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
@@ -60,7 +60,11 @@ export class Mailbox {
     const box = new Mailbox(dir, handle, logger);
     const req = join(dir, mailboxFiles.stateRequest);
     const res = join(dir, mailboxFiles.stateResponse);
-    await run("mkfifo", ["-m", "666", req, res]);
+    // A directory a previous Executor process left (an adopted agent's) keeps its pipes: the
+    // container has them mounted, so they must be reused, not replaced.
+    const missing = [];
+    for (const pipe of [req, res]) if (!(await isFifo(pipe))) missing.push(pipe);
+    if (missing.length > 0) await run("mkfifo", ["-m", "666", ...missing]);
     box.requests = openPipe(req, true);
     box.replies = openPipe(res, false);
     const lines = createInterface({ input: box.requests, crlfDelay: Infinity });
@@ -150,6 +154,14 @@ function openPipe(path: string, readable: boolean): Socket {
   const socket = new Socket({ fd, readable, writable: !readable });
   socket.on("error", () => undefined); // closed with the mailbox
   return socket;
+}
+
+async function isFifo(path: string): Promise<boolean> {
+  try {
+    return (await stat(path)).isFIFO();
+  } catch {
+    return false;
+  }
 }
 
 /** Reads and discards whatever is buffered in a named pipe (never blocks). */

@@ -93,6 +93,10 @@ export async function startExecutorService(
     now,
   };
   const agents = new AgentManager(ctx, agentEventPublisher(bus, now));
+  const recovered = await agents.recover();
+  if (recovered.adopted + recovered.removed > 0) {
+    logger.info(recovered, "containers of a previous run: exec agents adopted, the rest removed");
+  }
 
   const server = await startServer({
     name: "executor",

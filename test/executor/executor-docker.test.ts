@@ -1,4 +1,7 @@
 import { execFileSync } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { randomUUID } from "node:crypto";
 import { fromJson, create } from "@bufbuild/protobuf";
 import { DurationSchema, ValueSchema } from "@bufbuild/protobuf/wkt";
@@ -7,6 +10,7 @@ import { createGrpcTransport } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   AgentMode,
+  AgentState,
   ExecutorService,
   KeepContainer,
   NetworkMode,
@@ -205,3 +209,93 @@ describe("the Executor on Docker: isolation, limits and debugging", () => {
     }
   });
 });
+
+describe("the Executor on Docker after a restart", () => {
+  it("adopts its exec agents and removes what it cannot use", async () => {
+    const node = `restart-${randomUUID().slice(0, 8)}`;
+    const workDir = mkdtempSync(join(tmpdir(), "agentainer-restart-"));
+    const env = {
+      PORT: "0",
+      HOST: "127.0.0.1",
+      LOG_LEVEL: "silent",
+      EXECUTOR_NODE_ID: node,
+      EXECUTOR_WORK_DIR: workDir,
+    };
+    const before = await startExecutorService(env, { runtime: await docker() });
+    const old = createClient(ExecutorService, createGrpcTransport({ baseUrl: before.url }));
+    let after: RunningExecutor | undefined;
+    try {
+      await old.createAgent({
+        agentId: "keeper",
+        poolId: "p1",
+        spec: {
+          image: shellImage,
+          command: ["sleep", "3600"],
+          mode: AgentMode.EXEC,
+          labels: { team: "a" },
+        },
+      });
+      await old.createAgent({
+        agentId: "streamer",
+        spec: {
+          image: nodeAgentImage,
+          command: ["node", "/agents/test-agent.mjs"],
+          mode: AgentMode.STREAM,
+        },
+      });
+      const orphanTask = `orphan-${randomUUID()}`;
+      const orphanRun = old.runTask({
+        ref: { workflowId: "wf-restart", stepId: "s", taskId: orphanTask },
+        spec: { image: shellImage, command: ["sleep", "3600"] },
+      });
+      orphanRun.catch(() => undefined);
+      await waitForRunning(old, orphanTask);
+
+      // A second process on the same node and work directory, as after a crash and restart.
+      after = await startExecutorService(env, { runtime: await docker() });
+      const fresh = createClient(ExecutorService, createGrpcTransport({ baseUrl: after.url }));
+      const { agents } = await fresh.listAgents({});
+      expect(agents.map((a) => [a.agentId, a.poolId, a.state, a.spec?.labels.team])).toEqual([
+        ["keeper", "p1", AgentState.READY, "a"],
+      ]);
+      const r = await fresh.runTaskOnAgent({
+        agentId: "keeper",
+        ref: { workflowId: "wf-restart", stepId: "s" },
+        command: ["sh", "-c", 'echo "{\\"n\\": $AGENTAINER_INDEX}"'],
+      });
+      expect(r.result?.status).toBe(TaskStatus.SUCCEEDED);
+      const left = execFileSync("docker", [
+        "ps",
+        "-a",
+        "--format",
+        "{{.Names}}",
+        "--filter",
+        `label=${labels.nodeId}=${node}`,
+      ])
+        .toString()
+        .trim()
+        .split("\n");
+      expect(left).toEqual([r.result?.containerName]); // the orphan task and the stream agent are gone
+    } finally {
+      await after?.close();
+      await before.close();
+      rmSync(workDir, { recursive: true, force: true });
+    }
+    const remaining = execFileSync("docker", [
+      "ps",
+      "-aq",
+      "--filter",
+      `label=${labels.nodeId}=${node}`,
+    ]);
+    expect(remaining.toString().trim()).toBe("");
+  });
+});
+
+async function waitForRunning(client: Client<typeof ExecutorService>, taskId: string) {
+  for (let i = 0; i < 200; i++) {
+    const t = await client.getTask({ taskId }).catch(() => undefined);
+    if (t?.task?.status === TaskStatus.RUNNING) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`task ${taskId} did not start`);
+}

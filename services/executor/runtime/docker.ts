@@ -127,6 +127,16 @@ export class DockerRuntime implements ContainerRuntime {
     }
   }
 
+  async openContainer(id: string): Promise<RuntimeContainer> {
+    const container = this.docker.getContainer(id);
+    try {
+      const info = await container.inspect();
+      return new DockerContainer(this, container, info.Name.replace(/^\//, ""), false, true);
+    } catch (err) {
+      throw this.error(err, { container: id });
+    }
+  }
+
   close(): Promise<void> {
     // dockerode opens a connection per request: nothing is held between calls.
     return Promise.resolve();
@@ -280,7 +290,6 @@ function alreadyGone(err: unknown, conflicts: RegExp): boolean {
 class DockerContainer implements RuntimeContainer {
   readonly id: string;
   private io: Promise<ProcessIo> | undefined;
-  private started = false;
   private exited: Promise<ExitInfo> | undefined;
 
   constructor(
@@ -288,6 +297,8 @@ class DockerContainer implements RuntimeContainer {
     private readonly container: Docker.Container,
     readonly name: string,
     private readonly openStdin: boolean,
+    /** True for a container opened after the fact (already started by someone else). */
+    private started = false,
   ) {
     this.id = container.id;
   }

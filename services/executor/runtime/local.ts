@@ -3,7 +3,7 @@ import { randomUUID } from "node:crypto";
 import { once } from "node:events";
 import { constants } from "node:os";
 import { PassThrough } from "node:stream";
-import { AlreadyExistsError, InvalidArgumentError } from "../../../lib/errors.js";
+import { AlreadyExistsError, InvalidArgumentError, NotFoundError } from "../../../lib/errors.js";
 import type {
   ContainerOptions,
   ContainerRuntime,
@@ -71,6 +71,14 @@ export class LocalRuntime implements ContainerRuntime {
           running: c.running,
         })),
     );
+  }
+
+  openContainer(id: string): Promise<RuntimeContainer> {
+    // Child processes do not outlive the Executor: there is never anything to adopt.
+    const c = this.containers.get(id);
+    return c
+      ? Promise.resolve(c)
+      : Promise.reject(new NotFoundError(`no process "${id}" (processes do not survive a restart)`));
   }
 
   async close(): Promise<void> {

@@ -20,6 +20,11 @@ export interface ContainerRuntime {
   createContainer(options: ContainerOptions): Promise<RuntimeContainer>;
   /** Containers (running or not) carrying every given label, for adoption and leak checks. */
   listContainers(labels: Readonly<Record<string, string>>): Promise<ContainerSummary[]>;
+  /**
+   * A handle on an existing, started container (one a previous Executor process made), for
+   * adoption after a restart. Its streams cannot be attached again. NotFoundError when gone.
+   */
+  openContainer(id: string): Promise<RuntimeContainer>;
   /** Releases connections and child processes the runtime itself holds. */
   close(): Promise<void>;
 }

@@ -1849,6 +1849,13 @@ export const LogStreamSchema: GenEnum<LogStream> = /*@__PURE__*/
  * Label keys starting with "agentainer." are reserved; environment variable
  * names starting with "AGENTAINER_" likewise.
  *
+ * After a restart (same EXECUTOR_NODE_ID and EXECUTOR_WORK_DIR) the Executor
+ * finds its containers by these labels: running exec agents are adopted
+ * (READY again, with their id, pool and spec); stream agents (whose stdin
+ * closed with the old process), exited agents and the containers of tasks
+ * that were running are removed (kept ones are stopped and left). Tasks of
+ * the old process are not remembered: GetTask answers NOT_FOUND for them.
+ *
  * Errors of the request are gRPC statuses; what happens to a task once it
  * runs is not: a task that exits non-zero, times out, is OOM-killed or is
  * cancelled is a normal response whose TaskResult.status says so. Status
