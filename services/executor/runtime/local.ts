@@ -78,7 +78,9 @@ export class LocalRuntime implements ContainerRuntime {
     const c = this.containers.get(id);
     return c
       ? Promise.resolve(c)
-      : Promise.reject(new NotFoundError(`no process "${id}" (processes do not survive a restart)`));
+      : Promise.reject(
+          new NotFoundError(`no process "${id}" (processes do not survive a restart)`),
+        );
   }
 
   async close(): Promise<void> {
