@@ -9,7 +9,7 @@
 import { cpus } from "node:os";
 import { PassThrough, type Duplex } from "node:stream";
 import { parseArgs } from "node:util";
-import { fromJson } from "@bufbuild/protobuf";
+import { fromJson, type MessageInitShape } from "@bufbuild/protobuf";
 import { ValueSchema } from "@bufbuild/protobuf/wkt";
 import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
@@ -18,7 +18,10 @@ import {
   AgentMode,
   ExecutorService,
   TaskStatus,
+  type DispatchTasksRequestSchema,
+  type DispatchTasksResponse,
 } from "../gen/agentainer/executor/v1/executor_pb.js";
+import { Channel } from "../lib/channel.js";
 import { Health } from "../gen/grpc/health/v1/health_pb.js";
 import { startExecutorService } from "../services/executor/main.js";
 import { percentile } from "./lib/stats.js";
@@ -212,6 +215,25 @@ async function viaExecutor(): Promise<void> {
       });
       check(result?.status, result?.error);
     });
+    // The same tasks over one DispatchTasks stream: no call per task.
+    const requests = new Channel<MessageInitShape<typeof DispatchTasksRequestSchema>>();
+    const responses = client.dispatchTasks(requests)[Symbol.asyncIterator]();
+    await measure("stream", "ExecutorService.DispatchTasks (stream agent)", async () => {
+      const callId = `d-${seq++}`;
+      requests.push({
+        callId,
+        task: {
+          agentId: stream.agent!.agentId,
+          ref: { ...ref(seq), taskId: `dispatch-${seq}` },
+          input,
+        },
+      });
+      const { value } = await responses.next();
+      const r = value as DispatchTasksResponse | undefined;
+      if (r?.callId !== callId || r.outcome.case !== "result") throw new Error("dispatch failed");
+      check(r.outcome.value.status, r.outcome.value.error);
+    });
+    requests.close();
     await client.destroyAgent({ agentId: stream.agent!.agentId });
   } finally {
     await executor.close();

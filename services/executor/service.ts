@@ -3,6 +3,7 @@ import { DeadlineExceededError, InvalidArgumentError } from "../../lib/errors.js
 import { durationToMs, msToTimestamp } from "../../lib/time.js";
 import { ExecutorService, LogStream } from "../../gen/agentainer/executor/v1/executor_pb.js";
 import { startColdTask } from "./cold.js";
+import { createDispatchHandler } from "./dispatch.js";
 import type { ExecutorContext } from "./context.js";
 import {
   inputFromProto,
@@ -46,6 +47,7 @@ export function createExecutorService(
   const { ctx } = deps;
   return {
     ...deps.agents,
+    ...createDispatchHandler(deps.agents, ctx.logger, deps.shutdownSignal),
 
     async runTask(req) {
       const ref = checkTaskRef(refFromProto(req.ref));

@@ -1,5 +1,12 @@
 import { randomUUID } from "node:crypto";
-import { create, fromBinary, fromJson, type JsonValue } from "@bufbuild/protobuf";
+import {
+  create,
+  fromBinary,
+  fromJson,
+  type JsonValue,
+  type MessageInitShape,
+} from "@bufbuild/protobuf";
+import { Channel } from "../../lib/channel.js";
 import { DurationSchema, ValueSchema } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, createClient, type Client } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
@@ -10,6 +17,8 @@ import {
   AgentState,
   ExecutorService,
   TaskStatus,
+  type DispatchTasksRequestSchema,
+  type DispatchTasksResponse,
 } from "../../gen/agentainer/executor/v1/executor_pb.js";
 import { AgentEventSchema, TaskEventSchema } from "../../gen/agentainer/executor/v1/events_pb.js";
 import { StateService } from "../../gen/agentainer/state/v1/state_pb.js";
@@ -543,6 +552,47 @@ export function executorSuite(rt: SuiteRuntime): void {
       } finally {
         await client.destroyAgent({ agentId: execAgent!.agentId, force: true });
         await client.destroyAgent({ agentId: streamAgent!.agentId, force: true });
+      }
+    });
+
+    it("dispatches tasks over one stream, answering each by its call id", async () => {
+      const workflowId = await newWorkflow();
+      const { agent } = await client.createAgent({
+        spec: { ...rt.streamAgent, mode: AgentMode.STREAM },
+      });
+      const agentId = agent!.agentId;
+      const requests = new Channel<MessageInitShape<typeof DispatchTasksRequestSchema>>();
+      const responses = client.dispatchTasks(requests)[Symbol.asyncIterator]();
+      const next = async () => (await responses.next()).value as DispatchTasksResponse;
+      try {
+        for (let i = 0; i < 5; i++) {
+          requests.push({
+            callId: `c${i}`,
+            task: { agentId, ref: { workflowId, stepId: "d", index: i }, input: valueOf({ n: i }) },
+          });
+          const r = await next();
+          expect(r.callId).toBe(`c${i}`);
+          expect(r.outcome.case).toBe("result");
+          expect(JSON.stringify((r.outcome.value as { result?: unknown }).result)).toContain(
+            `"numberValue","value":${i}`,
+          );
+        }
+        requests.push({
+          callId: "bad",
+          task: { agentId: "nobody", ref: { workflowId, stepId: "d" } },
+        });
+        const bad = await next();
+        expect(bad.callId).toBe("bad");
+        expect(bad.outcome).toMatchObject({ case: "error", value: { code: Code.NotFound } });
+        requests.push({ callId: "", task: { agentId, ref: { workflowId, stepId: "d" } } });
+        expect((await next()).outcome).toMatchObject({
+          case: "error",
+          value: { code: Code.InvalidArgument },
+        });
+        requests.close();
+        expect((await responses.next()).done).toBe(true);
+      } finally {
+        await client.destroyAgent({ agentId, force: true });
       }
     });
 
