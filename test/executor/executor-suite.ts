@@ -326,6 +326,29 @@ export function executorSuite(rt: SuiteRuntime): void {
           expect(JSON.stringify(result?.result)).toContain(`caller-${i}`);
           expect(result?.agentState).toBe(AgentState.READY);
         }
+        // State from an exec task, through the agent's own mailbox; a reply the previous task
+        // left unread does not reach the next one.
+        const st = (req: string) =>
+          `printf '%s\\n' '${req}' > "$AGENTAINER_STATE_REQUEST"; read -r r < "$AGENTAINER_STATE_RESPONSE"; echo "$r"`;
+        const unread = await client.runTaskOnAgent({
+          agentId,
+          ref: { workflowId, stepId: "warm", index: 10 },
+          command: [
+            "sh",
+            "-c",
+            `printf '%s\\n' '{"op":"increment","key":"k"}' > "$AGENTAINER_STATE_REQUEST"; sleep 0.3`,
+          ],
+        });
+        expect(unread.result?.status).toBe(TaskStatus.SUCCEEDED);
+        const stateTask = await client.runTaskOnAgent({
+          agentId,
+          ref: { workflowId, stepId: "warm", index: 11 },
+          command: ["sh", "-c", st('{"op":"increment","key":"k","delta":10}')],
+        });
+        expect(JSON.parse(Buffer.from(stateTask.result!.stdout).toString())).toEqual({
+          ok: true,
+          result: { value: 11, version: 2 },
+        });
         const failing = await client.runTaskOnAgent({
           agentId,
           ref: { workflowId, stepId: "warm", index: 9 },
@@ -333,7 +356,7 @@ export function executorSuite(rt: SuiteRuntime): void {
         });
         expect(failing.result?.error).toBe("exited with code 2: nope");
         const got = await client.getAgent({ agentId });
-        expect(got.agent?.uses).toBe(4n);
+        expect(got.agent?.uses).toBe(6n);
         const check = await client.checkAgent({ agentId, command: ["true"] });
         expect(check.healthy).toBe(true);
         const bad = await client.checkAgent({
@@ -593,6 +616,43 @@ export function executorSuite(rt: SuiteRuntime): void {
         expect((await responses.next()).done).toBe(true);
       } finally {
         await client.destroyAgent({ agentId, force: true });
+      }
+    });
+
+    it("lists agents by pool, label and state, page by page", async () => {
+      const pool = `pool-${randomUUID().slice(0, 8)}`;
+      const ids: string[] = [];
+      try {
+        for (let i = 0; i < 3; i++) {
+          const { agent } = await client.createAgent({
+            poolId: pool,
+            spec: {
+              image: rt.shellImage,
+              command: ["sleep", "3600"],
+              labels: { tier: i === 2 ? "b" : "a" },
+            },
+          });
+          ids.push(agent!.agentId);
+        }
+        const first = await client.listAgents({ poolId: pool, pageSize: 2 });
+        expect(first.agents.map((a) => a.agentId)).toEqual(ids.slice(0, 2));
+        const second = await client.listAgents({
+          poolId: pool,
+          pageSize: 2,
+          pageToken: first.nextPageToken,
+        });
+        expect(second.agents.map((a) => a.agentId)).toEqual(ids.slice(2));
+        expect(second.nextPageToken).toBe("");
+        const tierB = await client.listAgents({ poolId: pool, labels: { tier: "b" } });
+        expect(tierB.agents.map((a) => a.agentId)).toEqual([ids[2]]);
+        const ready = await client.listAgents({ poolId: pool, states: [AgentState.BUSY] });
+        expect(ready.agents).toEqual([]);
+        const wrong = await client
+          .listAgents({ poolId: "other", pageToken: first.nextPageToken })
+          .catch((e: unknown) => ConnectError.from(e));
+        expect((wrong as ConnectError).code).toBe(Code.InvalidArgument);
+      } finally {
+        for (const agentId of ids) await client.destroyAgent({ agentId });
       }
     });
 

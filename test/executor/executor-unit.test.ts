@@ -1,4 +1,5 @@
 import { PassThrough } from "node:stream";
+import pino from "pino";
 import { describe, expect, it } from "vitest";
 import { InvalidArgumentError, PermissionDeniedError } from "../../lib/errors.js";
 import { decideOutcome, type ProcessEnd } from "../../services/executor/outcome.js";
@@ -293,5 +294,23 @@ describe("the TypeScript SDK", () => {
       { type: "error", task_id: "t2", error: "cancelled before it started" },
     ]);
     expect(ran).toBe(1);
+  });
+});
+
+describe("choosing the runtime", () => {
+  it("says loudly that the local-process runtime isolates nothing", async () => {
+    const { selectRuntime } = await import("../../services/executor/runtime/select.js");
+    const lines: string[] = [];
+    const logger = pino({ level: "warn" }, { write: (l: string) => lines.push(l) });
+    const runtime = await selectRuntime("local", "/nonexistent.sock", logger);
+    expect(runtime.kind).toBe("local");
+    expect(runtime.isolated).toBe(false);
+    expect(lines.join("")).toMatch(/NO ISOLATION/);
+    const auto = await selectRuntime("auto", "/nonexistent.sock", logger);
+    expect(auto.kind).toBe("local");
+    expect(lines.join("")).toMatch(/No Docker engine answered at \/nonexistent\.sock/);
+    await expect(selectRuntime("docker", "/nonexistent.sock", logger)).rejects.toThrow(
+      /EXECUTOR_RUNTIME=docker but no Docker engine answers/,
+    );
   });
 });
