@@ -22,4 +22,10 @@ export const subjects = {
     /** Every agent event. */
     anyAgent: "agentainer.executor.agent.*",
   },
+  pool: {
+    /** A pool agent's lifecycle event (payload agentainer.pool.v1.AgentLifecycleEvent). */
+    agent: (event: string, poolId: string) => `agentainer.pool.agent.${event}.${poolId}`,
+    /** A pool's own event (payload agentainer.pool.v1.PoolEvent). */
+    pool: (event: string, poolId: string) => `agentainer.pool.pool.${event}.${poolId}`,
+  },
 } as const;

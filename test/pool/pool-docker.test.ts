@@ -1,0 +1,314 @@
+import { execFileSync } from "node:child_process";
+import { randomUUID } from "node:crypto";
+import { create, type MessageInitShape } from "@bufbuild/protobuf";
+import { DurationSchema } from "@bufbuild/protobuf/wkt";
+import { Code, ConnectError, createClient, type Client } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import {
+  AgentMode,
+  ExecutorService,
+  TaskStatus,
+} from "../../gen/agentainer/executor/v1/executor_pb.js";
+import {
+  AgentDisposition,
+  PoolService,
+  PoolStatus,
+  TaskOutcome,
+  type PoolPolicySchema,
+} from "../../gen/agentainer/pool/v1/pool_pb.js";
+import { labels } from "../../services/executor/contract.js";
+import { startExecutorService, type RunningExecutor } from "../../services/executor/main.js";
+import { connectDocker } from "../../services/executor/runtime/docker.js";
+import { startPoolService, type RunningPool } from "../../services/pool/main.js";
+
+const shellImage = "agentainer/busybox:local";
+const ms = (n: number) =>
+  create(DurationSchema, { seconds: BigInt(Math.floor(n / 1000)), nanos: (n % 1000) * 1e6 });
+
+/** Containers of a pool, counted by label in the engine itself. */
+function containers(poolId: string, all = false): string[] {
+  const out = execFileSync("docker", [
+    "ps",
+    ...(all ? ["-a"] : []),
+    "-q",
+    "--filter",
+    `label=${labels.poolId}=${poolId}`,
+  ]);
+  return out.toString().trim().split("\n").filter(Boolean);
+}
+
+async function eventually(check: () => Promise<boolean> | boolean, timeoutMs = 15_000) {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await Promise.resolve(check()).catch(() => false)) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error("condition not met in time");
+}
+
+async function code(p: Promise<unknown>): Promise<Code | "ok"> {
+  try {
+    await p;
+    return "ok";
+  } catch (err) {
+    return ConnectError.from(err).code;
+  }
+}
+
+describe("the Pool service on the real Executor and Docker", () => {
+  let executor: RunningExecutor;
+  let poolService: RunningPool;
+  let pools: Client<typeof PoolService>;
+  let exec: Client<typeof ExecutorService>;
+  const node = `pool-${randomUUID().slice(0, 8)}`;
+
+  beforeAll(async () => {
+    const runtime = await connectDocker();
+    if (runtime === undefined) throw new Error("no Docker engine: run bash scripts/setup.sh");
+    executor = await startExecutorService(
+      {
+        PORT: "0",
+        HOST: "127.0.0.1",
+        LOG_LEVEL: "silent",
+        EXECUTOR_NODE_ID: node,
+        NATS_URL: inject("natsUrl"),
+        EXECUTOR_DEFAULT_MEMORY_BYTES: String(32 * 1024 * 1024),
+      },
+      { runtime },
+    );
+    poolService = await startPoolService({
+      PORT: "0",
+      HOST: "127.0.0.1",
+      LOG_LEVEL: "silent",
+      EXECUTOR_URL: executor.url,
+      NATS_URL: inject("natsUrl"),
+      POOL_RECONCILE_INTERVAL_MS: "200",
+    });
+    pools = createClient(PoolService, createGrpcTransport({ baseUrl: poolService.url }));
+    exec = createClient(ExecutorService, createGrpcTransport({ baseUrl: executor.url }));
+  });
+
+  afterAll(async () => {
+    await poolService?.close();
+    await executor?.close(); // destroys every agent it still has
+    const left = execFileSync("docker", [
+      "ps",
+      "-aq",
+      "--filter",
+      `label=${labels.nodeId}=${node}`,
+    ]);
+    expect(left.toString().trim()).toBe("");
+  });
+
+  const template = { image: shellImage, command: ["sleep", "3600"], mode: AgentMode.EXEC };
+  async function newPool(policy: MessageInitShape<typeof PoolPolicySchema>) {
+    const poolId = `p-${randomUUID().slice(0, 8)}`;
+    const { pool } = await pools.createPool({
+      poolId,
+      template,
+      policy: { maxSize: 1, ...policy },
+    });
+    return pool!;
+  }
+  const metrics = async (poolId: string) => (await pools.getPool({ poolId })).pool!.metrics!;
+
+  /** Acquire, run one exec task on the agent, release: what a pooled step does per item. */
+  async function runPooled(poolId: string, i: number, holder = `wf/step/${i}`) {
+    const { lease, hit } = await pools.acquire({ poolId, holder, waitTimeout: ms(60_000) });
+    const { result } = await exec.runTaskOnAgent({
+      agentId: lease!.agentId,
+      ref: { workflowId: "wf-pool", stepId: "map", index: i },
+      command: ["sh", "-c", `echo $AGENTAINER_INDEX`],
+    });
+    const release = await pools.release({
+      leaseId: lease!.leaseId,
+      holder,
+      outcome: result?.status === TaskStatus.SUCCEEDED ? TaskOutcome.SUCCEEDED : TaskOutcome.FAILED,
+    });
+    return { lease: lease!, hit, result: result!, release };
+  }
+
+  it("warms up exactly min_size containers, and grows only on demand", async () => {
+    const pool = await newPool({ minSize: 2, maxSize: 4, warmUp: true });
+    await eventually(async () => (await metrics(pool.poolId)).idle === 2);
+    expect(containers(pool.poolId)).toHaveLength(2);
+    await new Promise((r) => setTimeout(r, 600)); // a few reconcile passes: nothing more starts
+    expect(containers(pool.poolId)).toHaveLength(2);
+    const m = await metrics(pool.poolId);
+    expect(m.containersCreated).toBe(2n);
+    await pools.deletePool({ poolId: pool.poolId });
+    expect(containers(pool.poolId, true)).toEqual([]);
+  });
+
+  it("runs 20 tasks through a pool of at most 5 with exactly 5 containers, each reused", async () => {
+    const pool = await newPool({ maxSize: 5 });
+    const runs = await Promise.all(Array.from({ length: 20 }, (_, i) => runPooled(pool.poolId, i)));
+    expect(runs.every((r) => r.result.status === TaskStatus.SUCCEEDED)).toBe(true);
+    const agentsUsed = new Set(runs.map((r) => r.lease.agentId));
+    expect(agentsUsed.size).toBe(5);
+    expect(containers(pool.poolId)).toHaveLength(5);
+    const m = await metrics(pool.poolId);
+    expect(m.containersCreated).toBe(5n);
+    expect(m.reuseCount).toBe(15n);
+    expect(m.hits + m.misses).toBe(20n);
+    expect(runs.every((r) => r.release.disposition === AgentDisposition.RETURNED)).toBe(true);
+    // Every agent served more than one task.
+    const perAgent = new Map<string, number>();
+    for (const r of runs) perAgent.set(r.lease.agentId, (perAgent.get(r.lease.agentId) ?? 0) + 1);
+    expect([...perAgent.values()].every((n) => n > 1)).toBe(true);
+    await pools.deletePool({ poolId: pool.poolId });
+  });
+
+  it("recycles an agent after max_agent_uses tasks", async () => {
+    const pool = await newPool({ maxSize: 1, maxAgentUses: 2 });
+    const runs = [];
+    for (let i = 0; i < 4; i++) runs.push(await runPooled(pool.poolId, i));
+    expect(runs.map((r) => r.release.disposition)).toEqual([
+      AgentDisposition.RETURNED,
+      AgentDisposition.RECYCLED,
+      AgentDisposition.RETURNED,
+      AgentDisposition.RECYCLED,
+    ]);
+    expect(runs[0]!.lease.agentId).toBe(runs[1]!.lease.agentId);
+    expect(runs[2]!.lease.agentId).not.toBe(runs[1]!.lease.agentId);
+    const m = await metrics(pool.poolId);
+    expect(m.recycled).toBe(2n);
+    expect(m.containersCreated).toBe(2n);
+    await pools.deletePool({ poolId: pool.poolId });
+  });
+
+  it("evicts agents idle past idle_timeout down to min_size", async () => {
+    const pool = await newPool({ minSize: 1, maxSize: 3, warmUp: true, idleTimeout: ms(1000) });
+    await Promise.all([0, 1, 2].map((i) => runPooled(pool.poolId, i)));
+    expect((await metrics(pool.poolId)).size).toBe(3);
+    await eventually(async () => (await metrics(pool.poolId)).size === 1, 10_000);
+    expect((await metrics(pool.poolId)).evicted).toBe(2n);
+    await eventually(() => containers(pool.poolId).length === 1);
+    await pools.deletePool({ poolId: pool.poolId });
+  });
+
+  it("notices an agent killed with docker kill and replaces it", async () => {
+    const pool = await newPool({ minSize: 1, maxSize: 2, warmUp: true });
+    await eventually(async () => (await metrics(pool.poolId)).idle === 1);
+    const [victim] = containers(pool.poolId);
+    execFileSync("docker", ["kill", victim!]);
+    await eventually(async () => {
+      const m = await metrics(pool.poolId);
+      return m.unhealthy === 1n && m.idle === 1 && m.containersCreated === 2n;
+    });
+    expect(containers(pool.poolId)).not.toContain(victim);
+    await pools.deletePool({ poolId: pool.poolId });
+  });
+
+  it("takes back the agent of a holder that never releases, at its lease's expiry", async () => {
+    const pool = await newPool({ maxSize: 1 });
+    const { lease } = await pools.acquire({
+      poolId: pool.poolId,
+      holder: "gone",
+      leaseTtl: ms(1000),
+    });
+    expect(
+      await code(pools.acquire({ poolId: pool.poolId, holder: "next", waitTimeout: ms(0) })),
+    ).toBe(Code.ResourceExhausted);
+    const next = await pools.acquire({
+      poolId: pool.poolId,
+      holder: "next",
+      waitTimeout: ms(10_000),
+    });
+    expect(next.lease?.agentId).toBe(lease?.agentId); // the same, checked agent
+    expect((await metrics(pool.poolId)).leaseExpirations).toBe(1n);
+    expect(await code(pools.release({ leaseId: lease!.leaseId }))).toBe(Code.FailedPrecondition);
+    await pools.release({ leaseId: next.lease!.leaseId, outcome: TaskOutcome.SUCCEEDED });
+    await pools.deletePool({ poolId: pool.poolId });
+  });
+
+  it("serves waiting acquirers first come, first served", async () => {
+    const pool = await newPool({ maxSize: 1 });
+    const first = await pools.acquire({ poolId: pool.poolId, holder: "a" });
+    const order: string[] = [];
+    const waiters = ["b", "c", "d"].map(async (holder, i) => {
+      await new Promise((r) => setTimeout(r, i * 50)); // arrive in this order
+      const { lease } = await pools.acquire({
+        poolId: pool.poolId,
+        holder,
+        waitTimeout: ms(20_000),
+      });
+      order.push(holder);
+      await new Promise((r) => setTimeout(r, 50));
+      await pools.release({ leaseId: lease!.leaseId, holder, outcome: TaskOutcome.SUCCEEDED });
+    });
+    await eventually(async () => (await metrics(pool.poolId)).waiting === 3);
+    await pools.release({
+      leaseId: first.lease!.leaseId,
+      holder: "a",
+      outcome: TaskOutcome.SUCCEEDED,
+    });
+    await Promise.all(waiters);
+    expect(order).toEqual(["b", "c", "d"]);
+    const m = await metrics(pool.poolId);
+    expect(m.containersCreated).toBe(1n);
+    await pools.deletePool({ poolId: pool.poolId });
+  });
+
+  it("answers bad input with precise statuses and changes nothing", async () => {
+    const pool = await newPool({ maxSize: 2 });
+    const poolId = pool.poolId;
+    expect(
+      await code(pools.createPool({ poolId: "x1", template, policy: { minSize: 3, maxSize: 2 } })),
+    ).toBe(Code.InvalidArgument);
+    expect(await code(pools.createPool({ poolId: "x2", template, policy: { maxSize: 0 } }))).toBe(
+      Code.InvalidArgument,
+    );
+    expect(
+      await code(
+        pools.createPool({
+          poolId: "x3",
+          template,
+          policy: { maxSize: 1, idleTimeout: create(DurationSchema, { seconds: -5n }) },
+        }),
+      ),
+    ).toBe(Code.InvalidArgument);
+    expect(
+      await code(
+        pools.createPool({
+          poolId: "x4",
+          template: { image: "agentainer/absent:local" },
+          policy: { maxSize: 1 },
+        }),
+      ),
+    ).toBe(Code.NotFound);
+    expect((await pools.listPools({})).pools.map((p) => p.poolId)).not.toContain("x1");
+    expect(await code(pools.getPool({ poolId: "nope" }))).toBe(Code.NotFound);
+    expect(await code(pools.acquire({ poolId: "nope", holder: "h" }))).toBe(Code.NotFound);
+    expect(await code(pools.acquire({ poolId, holder: "" }))).toBe(Code.InvalidArgument);
+    expect(
+      await code(
+        pools.createPool({
+          poolId,
+          template: { ...template, command: ["sleep", "10"] },
+          policy: { maxSize: 2 },
+        }),
+      ),
+    ).toBe(Code.AlreadyExists);
+    expect(
+      await code(
+        pools.updatePool({ poolId, policy: { maxSize: 2 }, template: { image: shellImage } }),
+      ),
+    ).toBe(Code.FailedPrecondition);
+    const { lease } = await pools.acquire({ poolId, holder: "me" });
+    expect(await code(pools.release({ leaseId: lease!.leaseId, holder: "someone-else" }))).toBe(
+      Code.PermissionDenied,
+    );
+    await pools.release({ leaseId: lease!.leaseId, holder: "me", outcome: TaskOutcome.SUCCEEDED });
+    expect(await code(pools.release({ leaseId: lease!.leaseId, holder: "me" }))).toBe(
+      Code.FailedPrecondition,
+    );
+    expect(await code(pools.release({ leaseId: "lease-unknown" }))).toBe(Code.NotFound);
+    const drained = await pools.drainPool({ poolId, wait: true });
+    expect(drained.pool?.status).toBe(PoolStatus.DRAINED);
+    expect(await code(pools.acquire({ poolId, holder: "late" }))).toBe(Code.FailedPrecondition);
+    expect((await pools.deletePool({ poolId })).existed).toBe(true);
+    expect((await pools.deletePool({ poolId })).existed).toBe(false);
+  });
+});
