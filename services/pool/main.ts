@@ -11,6 +11,7 @@ import { poolConfigSchema } from "./config.js";
 import { poolEventPublisher } from "./events.js";
 import { executorBackend } from "./executor-backend.js";
 import { PoolManager } from "./pool-manager.js";
+import { subscribePrewarming } from "./prewarm.js";
 import { poolRoutes } from "./service.js";
 
 /** A started Pool service. */
@@ -50,6 +51,8 @@ export async function startPoolService(
     reconcileIntervalMs: config.POOL_RECONCILE_INTERVAL_MS,
   });
 
+  const prewarming = subscribePrewarming(bus, pools, logger);
+
   const server = await startServer({
     name: "pool",
     services: [PoolService],
@@ -77,6 +80,7 @@ export async function startPoolService(
     logger,
     async close() {
       await server.close();
+      prewarming.unsubscribe();
       await pools.close();
       await bus.close();
     },

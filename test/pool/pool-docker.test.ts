@@ -1,6 +1,7 @@
 import { execFileSync } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { create, type MessageInitShape } from "@bufbuild/protobuf";
+import { create, toBinary, type MessageInitShape } from "@bufbuild/protobuf";
+import { connect as natsConnect } from "nats";
 import { DurationSchema } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, createClient, type Client } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
@@ -17,6 +18,8 @@ import {
   TaskOutcome,
   type PoolPolicySchema,
 } from "../../gen/agentainer/pool/v1/pool_pb.js";
+import { ExecutionMode, StepKind } from "../../gen/agentainer/workflow/v1/definition_pb.js";
+import { WorkflowEventSchema } from "../../gen/agentainer/workflow/v1/events_pb.js";
 import { labels } from "../../services/executor/contract.js";
 import { startExecutorService, type RunningExecutor } from "../../services/executor/main.js";
 import { connectDocker } from "../../services/executor/runtime/docker.js";
@@ -310,5 +313,45 @@ describe("the Pool service on the real Executor and Docker", () => {
     expect(await code(pools.acquire({ poolId, holder: "late" }))).toBe(Code.FailedPrecondition);
     expect((await pools.deletePool({ poolId })).existed).toBe(true);
     expect((await pools.deletePool({ poolId })).existed).toBe(false);
+  });
+
+  it("pre-warms on a step_starting event, before any Acquire", async () => {
+    const pool = await newPool({ maxSize: 3 });
+    expect(containers(pool.poolId)).toEqual([]);
+    const nc = await natsConnect({ servers: inject("natsUrl") });
+    try {
+      const event = create(WorkflowEventSchema, {
+        sequence: 4n,
+        workflowId: "wf-prewarm",
+        payload: {
+          case: "stepStarting",
+          value: {
+            stepId: "map",
+            kind: StepKind.MAP,
+            width: 100n,
+            concurrency: 10,
+            execution: ExecutionMode.POOLED,
+            poolId: pool.poolId,
+            image: shellImage,
+          },
+        },
+      });
+      nc.publish(
+        "agentainer.workflow.step.starting.wf-prewarm",
+        toBinary(WorkflowEventSchema, event),
+      );
+      await nc.flush();
+    } finally {
+      await nc.close();
+    }
+    // min(concurrency 10, max_size 3) agents, started by the event alone.
+    await eventually(async () => (await metrics(pool.poolId)).idle === 3);
+    const m = await metrics(pool.poolId);
+    expect(m.warmTarget).toBe(3);
+    expect(m.hits).toBe(0n);
+    expect(containers(pool.poolId)).toHaveLength(3);
+    const { hit } = await pools.acquire({ poolId: pool.poolId, holder: "first" });
+    expect(hit).toBe(true);
+    await pools.deletePool({ poolId: pool.poolId, force: true });
   });
 });
