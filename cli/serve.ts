@@ -8,13 +8,12 @@ type ServiceName = (typeof services)[number];
 
 /** Services whose implementation has not landed yet, and the issue that brings each. */
 const pending: Partial<Record<ServiceName, string>> = {
-  pool: "issue #4 (Pool service)",
   workflow: "issue #5 (Workflow service)",
 };
 
 const environmentHelp = `
 Environment (every service):
-  PORT                  port to listen on (state: 7073, executor: 7074; 0 picks a free one)
+  PORT                  port to listen on (pool: 7072, state: 7073, executor: 7074; 0 picks a free one)
   HOST                  address to bind (default 0.0.0.0)
   LOG_LEVEL             fatal|error|warn|info|debug|trace|silent (default info)
   REDIS_URL             redis://host:port; unset keeps data in memory (lost on exit)
@@ -35,6 +34,13 @@ Executor service (port 7074):
   EXECUTOR_MAX_OUTPUT_BYTES    stdout/stderr kept per task and stream (1048576)
   EXECUTOR_TASK_RETENTION_MS   how long ended tasks stay queryable (86400000)
   EXECUTOR_ALLOW_HOST_NETWORK  allow NETWORK_MODE_HOST (false)
+
+Pool service (port 7072):
+  EXECUTOR_URL                 the Executor that runs the pools' agents (required)
+  POOL_MAX_SIZE_LIMIT          largest max_size a pool may have (256)
+  POOL_ACQUIRE_DEFAULT_WAIT_MS how long an Acquire waits when it does not say (60000)
+  POOL_RECONCILE_INTERVAL_MS   how often pools are brought to their policy (1000)
+  POOL_AGENT_STARTUP_TIMEOUT_MS  how long an agent may take to become READY (30000)
 
 State service:
   STATE_MAX_WORKFLOW_BYTES     default and maximum bytes of one workflow's state (10485760)
@@ -88,6 +94,8 @@ async function startService(
       return (await import("../services/state/main.js")).startStateService(env);
     case "executor":
       return (await import("../services/executor/main.js")).startExecutorService(env);
+    case "pool":
+      return (await import("../services/pool/main.js")).startPoolService(env);
     default:
       throw new Error(`the ${service} service is not available yet`);
   }
