@@ -1,6 +1,6 @@
 import { execFileSync } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { create, toBinary, type MessageInitShape } from "@bufbuild/protobuf";
+import { create, fromBinary, toBinary, type MessageInitShape } from "@bufbuild/protobuf";
 import { connect as natsConnect } from "nats";
 import { DurationSchema } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, createClient, type Client } from "@connectrpc/connect";
@@ -18,6 +18,7 @@ import {
   TaskOutcome,
   type PoolPolicySchema,
 } from "../../gen/agentainer/pool/v1/pool_pb.js";
+import { AgentLifecycleEventSchema } from "../../gen/agentainer/pool/v1/events_pb.js";
 import { ExecutionMode, StepKind } from "../../gen/agentainer/workflow/v1/definition_pb.js";
 import { WorkflowEventSchema } from "../../gen/agentainer/workflow/v1/events_pb.js";
 import { labels } from "../../services/executor/contract.js";
@@ -353,5 +354,50 @@ describe("the Pool service on the real Executor and Docker", () => {
     const { hit } = await pools.acquire({ poolId: pool.poolId, holder: "first" });
     expect(hit).toBe(true);
     await pools.deletePool({ poolId: pool.poolId, force: true });
+  });
+
+  it("announces agent lifecycle events and honours WarmPool, UpdatePool and ListPools", async () => {
+    const pool = await newPool({ maxSize: 3, maxAgentUses: 1 });
+    const poolId = pool.poolId;
+    const nc = await natsConnect({ servers: inject("natsUrl") });
+    const seen: string[] = [];
+    nc.subscribe(`agentainer.pool.agent.*.${poolId}`, {
+      callback: (_e, m) => {
+        const ev = fromBinary(AgentLifecycleEventSchema, m.data);
+        seen.push(`${m.subject.split(".")[3]}${ev.holder ? ` ${ev.holder}` : ""}`);
+      },
+    });
+    await nc.flush();
+    try {
+      await runPooled(poolId, 0, "h1"); // max_agent_uses 1: recycled after its one task
+      await eventually(() => seen.includes("removed"));
+      expect(seen).toEqual(["created", "ready", "leased h1", "released h1", "recycled", "removed"]);
+
+      const warmed = await pools.warmPool({ poolId, count: 10, wait: true, reason: "test" });
+      expect(warmed.target).toBe(3); // capped at max_size
+      expect(warmed.started).toBe(3);
+      expect(warmed.pool?.metrics?.idle).toBe(3);
+      const lowered = await pools.updatePool({
+        poolId,
+        policy: { maxSize: 1 },
+        updateMask: { paths: ["max_size"] },
+      });
+      expect(lowered.pool?.policy?.maxAgentUses).toBe(1); // kept: not in the mask
+      await eventually(async () => (await metrics(poolId)).size === 1);
+      const m = await metrics(poolId);
+      expect(m.acquireLatency?.count).toBe(1n);
+
+      const other = await newPool({ maxSize: 1 });
+      const first = await pools.listPools({ pageSize: 1 });
+      expect(first.pools).toHaveLength(1);
+      const rest = await pools.listPools({ pageSize: 1000, pageToken: first.nextPageToken });
+      const ids = [...first.pools, ...rest.pools].map((p) => p.poolId);
+      expect(ids).toEqual([...ids].sort());
+      expect(ids).toEqual(expect.arrayContaining([poolId, other.poolId]));
+      await pools.deletePool({ poolId: other.poolId });
+    } finally {
+      await nc.close();
+      await pools.deletePool({ poolId, force: true });
+    }
   });
 });
