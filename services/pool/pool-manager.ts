@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
 import {
   AlreadyExistsError,
+  DeadlineExceededError,
   FailedPreconditionError,
   NotFoundError,
   PermissionDeniedError,
@@ -68,6 +69,8 @@ export class PoolManager {
   private readonly pools = new Map<string, PoolRecord>();
   private readonly leases = new Map<string, Lease>();
   private readonly leaseTimers = new Map<string, NodeJS.Timeout>();
+  /** The last failure to create an agent, per pool (WarmPool with wait reports it). */
+  private readonly createFailures = new Map<string, { error: Error; ms: number }>();
   private readonly timer: NodeJS.Timeout;
   private readonly unsubscribe: () => void;
   private readonly backend: AgentBackend;
@@ -190,12 +193,21 @@ export class PoolManager {
     return { pool, target: pool.warmTarget, started: this.size(pool) - before };
   }
 
-  /** Resolves when every agent counted by the warm target is ready or leased (or one failed). */
-  async whenWarm(pool: PoolRecord, signal: AbortSignal): Promise<void> {
+  /**
+   * Resolves when no agent of the pool is starting any more; rejects with the Executor's error
+   * when creating one failed since `sinceMs`.
+   */
+  async whenWarm(pool: PoolRecord, sinceMs: number, signal: AbortSignal): Promise<void> {
     for (;;) {
+      const failure = this.createFailures.get(pool.poolId);
+      if (failure !== undefined && failure.ms >= sinceMs) throw failure.error;
       const starting = [...pool.agents.values()].filter((a) => a.state === "starting").length;
       if (starting === 0) return;
-      if (signal.aborted) throw new Error("aborted");
+      if (signal.aborted) {
+        throw new DeadlineExceededError(
+          `pool "${pool.poolId}" was still starting agents when the call's deadline passed`,
+        );
+      }
       await new Promise((r) => setTimeout(r, 25));
     }
   }
@@ -500,6 +512,7 @@ export class PoolManager {
       (err: unknown) => {
         pool.agents.delete(agentId);
         const e = err instanceof Error ? err : new Error(String(err));
+        this.createFailures.set(pool.poolId, { error: e, ms: this.now() });
         this.noteError(pool, `could not create an agent: ${e.message}`);
         // The acquirer it was started for learns why; others keep waiting for other agents.
         const target = forWaiter && pool.waiters.includes(forWaiter) ? forWaiter : undefined;

@@ -186,8 +186,9 @@ export function createPoolService(deps: PoolServiceDeps): ServiceImpl<typeof Poo
       const holdMs = durationToMs(req.hold, "hold") || pool.policy.idleTimeoutMs;
       if (holdMs > dayMs)
         throw new InvalidArgumentError("hold must be at most 24 h", { field: "hold" });
+      const since = deps.now();
       const r = pools.warm(req.poolId, req.count, holdMs, req.reason);
-      if (req.wait) await pools.whenWarm(r.pool, context.signal);
+      if (req.wait) await pools.whenWarm(r.pool, since, context.signal);
       return { pool: toProto(r.pool), target: r.target, started: r.started };
     },
   };

@@ -400,4 +400,26 @@ describe("the Pool service on the real Executor and Docker", () => {
       await pools.deletePool({ poolId, force: true });
     }
   });
+
+  it("says why a pool cannot warm: the Executor's status reaches WarmPool, Acquire and last_error", async () => {
+    const poolId = `broken-${randomUUID().slice(0, 8)}`;
+    await pools.createPool({
+      poolId,
+      template: { image: shellImage, command: ["sh", "-c", "echo no agent here >&2; exit 3"] },
+      policy: { maxSize: 2 },
+    });
+    const warm = await pools
+      .warmPool({ poolId, count: 1, wait: true })
+      .catch((e: unknown) => ConnectError.from(e));
+    expect((warm as ConnectError).code).toBe(Code.FailedPrecondition);
+    expect((warm as ConnectError).rawMessage).toMatch(/exited during start-up/);
+    const acquire = await pools
+      .acquire({ poolId, holder: "h", waitTimeout: ms(10_000) })
+      .catch((e: unknown) => ConnectError.from(e));
+    expect((acquire as ConnectError).code).toBe(Code.FailedPrecondition);
+    const { pool } = await pools.getPool({ poolId });
+    expect(pool?.lastError).toMatch(/could not create an agent.*no agent here/);
+    await pools.deletePool({ poolId });
+    expect(containers(poolId, true)).toEqual([]);
+  });
 });
