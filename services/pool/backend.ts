@@ -21,10 +21,10 @@ export interface AgentBackend {
   check(agentId: string, command: readonly string[], timeoutMs: number): Promise<CheckResult>;
   /** Destroys an agent (force: even while it runs a task). Never rejects for a gone agent. */
   destroy(agentId: string, force: boolean, reason: string): Promise<void>;
-  /** Every agent the Executor has for a pool (adoption after a restart). */
-  list(
-    poolId: string,
-  ): Promise<Array<{ agentId: string; containerId: string; state: BackendAgentState }>>;
+  /** Every agent the Executor has of any pool (adoption after a restart). */
+  listPooled(): Promise<
+    Array<{ agentId: string; poolId: string; containerId: string; state: BackendAgentState }>
+  >;
   /** Calls `listener` when an agent's container exits without being asked to. */
   onExited(listener: (agentId: string) => void): () => void;
 }

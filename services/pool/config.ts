@@ -1,5 +1,6 @@
-import type { z } from "zod";
+import { z } from "zod";
 import { commonConfigSchema, env } from "../../lib/config.js";
+import { defaultPoolKeyPrefix } from "./redis-store.js";
 
 /** The Pool service's environment variables; names are the env names, defaults in the schema. */
 export const poolConfigSchema = commonConfigSchema.extend({
@@ -13,6 +14,8 @@ export const poolConfigSchema = commonConfigSchema.extend({
   POOL_ACQUIRE_DEFAULT_WAIT_MS: env.positiveInt(60_000),
   /** How often the reconcile loop runs (ms). */
   POOL_RECONCILE_INTERVAL_MS: env.positiveInt(1000),
+  /** Prefix of every Redis key of the service. */
+  POOL_REDIS_PREFIX: z.string().default(defaultPoolKeyPrefix),
   /** How long the Executor may take to make an agent READY (ms). */
   POOL_AGENT_STARTUP_TIMEOUT_MS: env.positiveInt(30_000),
 });

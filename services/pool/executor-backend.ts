@@ -83,14 +83,21 @@ export function executorBackend(
       }
     },
 
-    async list(poolId) {
-      const out: Array<{ agentId: string; containerId: string; state: BackendAgentState }> = [];
+    async listPooled() {
+      const out: Array<{
+        agentId: string;
+        poolId: string;
+        containerId: string;
+        state: BackendAgentState;
+      }> = [];
       let pageToken = "";
       do {
-        const r = await executor.listAgents({ poolId, pageSize: 1000, pageToken });
+        const r = await executor.listAgents({ pageSize: 1000, pageToken });
         for (const a of r.agents) {
+          if (a.poolId === "") continue;
           out.push({
             agentId: a.agentId,
+            poolId: a.poolId,
             containerId: a.containerId,
             state: states[a.state] ?? "unhealthy",
           });

@@ -2,7 +2,7 @@ import { createClient, type Transport } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { loadConfig, ConfigError } from "../../lib/config.js";
 import { createErrorInterceptor } from "../../lib/error-interceptor.js";
-import { connectEventBus } from "../../lib/infra.js";
+import { connectEventBus, connectRedis } from "../../lib/infra.js";
 import { createLogger, type Logger } from "../../lib/logger.js";
 import { startServer, type RunningServer } from "../../lib/server.js";
 import { ExecutorService } from "../../gen/agentainer/executor/v1/executor_pb.js";
@@ -10,8 +10,10 @@ import { PoolService } from "../../gen/agentainer/pool/v1/pool_pb.js";
 import { poolConfigSchema } from "./config.js";
 import { poolEventPublisher } from "./events.js";
 import { executorBackend } from "./executor-backend.js";
+import { InMemoryPoolStore } from "./memory-store.js";
 import { PoolManager } from "./pool-manager.js";
 import { subscribePrewarming } from "./prewarm.js";
+import { RedisPoolStore } from "./redis-store.js";
 import { poolRoutes } from "./service.js";
 
 /** A started Pool service. */
@@ -43,14 +45,32 @@ export async function startPoolService(
   const executor = createClient(ExecutorService, transport);
   const backend = executorBackend(executor, bus, config.POOL_AGENT_STARTUP_TIMEOUT_MS);
   const now = Date.now;
+  const redis =
+    config.REDIS_URL === undefined ? undefined : await connectRedis(config.REDIS_URL, logger);
+  if (redis === undefined) {
+    logger.warn(
+      "REDIS_URL not set: pools and leases are kept in memory and lost when this process exits",
+    );
+  }
   const pools = new PoolManager({
     backend,
+    store:
+      redis === undefined
+        ? new InMemoryPoolStore()
+        : new RedisPoolStore(redis, config.POOL_REDIS_PREFIX),
     listener: poolEventPublisher(bus, now),
     logger,
     now,
     reconcileIntervalMs: config.POOL_RECONCILE_INTERVAL_MS,
   });
 
+  const recovered = await pools.restore();
+  if (recovered.pools > 0 || recovered.strays > 0) {
+    logger.info(
+      recovered,
+      "pools restored: agents adopted, strays destroyed, lost agents forgotten",
+    );
+  }
   const prewarming = subscribePrewarming(bus, pools, logger);
 
   const server = await startServer({
@@ -83,6 +103,7 @@ export async function startPoolService(
       prewarming.unsubscribe();
       await pools.close();
       await bus.close();
+      await redis?.quit();
     },
   };
 }

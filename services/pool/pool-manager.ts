@@ -6,6 +6,7 @@ import {
   NotFoundError,
   PermissionDeniedError,
   ResourceExhaustedError,
+  UnavailableError,
 } from "../../lib/errors.js";
 import type { Logger } from "../../lib/logger.js";
 import type { AgentBackend } from "./backend.js";
@@ -18,6 +19,7 @@ import {
   type PoolRecord,
   type Waiter,
 } from "./pool-state.js";
+import type { PoolSnapshot, PoolStore } from "./store.js";
 import type { Template } from "./template.js";
 
 export type TaskOutcome = "unspecified" | "succeeded" | "failed" | "agent_broken";
@@ -48,6 +50,8 @@ export interface PoolListener {
 
 export interface PoolManagerOptions {
   backend: AgentBackend;
+  /** Where pools, agents and leases are kept across restarts. */
+  store: PoolStore;
   listener: PoolListener;
   logger: Logger;
   now?: () => number;
@@ -69,6 +73,9 @@ export class PoolManager {
   private readonly pools = new Map<string, PoolRecord>();
   private readonly leases = new Map<string, Lease>();
   private readonly leaseTimers = new Map<string, NodeJS.Timeout>();
+  /** Per pool: the save waiting to start (reused by later changes) and the chain of saves. */
+  private readonly queuedSaves = new Map<string, Promise<void>>();
+  private readonly saveChains = new Map<string, Promise<void>>();
   /** The last failure to create an agent, per pool (WarmPool with wait reports it). */
   private readonly createFailures = new Map<string, { error: Error; ms: number }>();
   private readonly timer: NodeJS.Timeout;
@@ -88,7 +95,7 @@ export class PoolManager {
 
   // ---- pools --------------------------------------------------------------------------------
 
-  create(poolId: string, template: Template, templateKey: string, policy: Policy) {
+  async create(poolId: string, template: Template, templateKey: string, policy: Policy) {
     const existing = this.pools.get(poolId);
     if (existing !== undefined) {
       if (existing.templateKey !== templateKey) {
@@ -119,6 +126,7 @@ export class PoolManager {
     this.pools.set(poolId, pool);
     this.listener.poolChanged(pool, "created", "");
     this.reconcile(pool);
+    await this.persist(pool);
     return { pool, created: true };
   }
 
@@ -134,13 +142,14 @@ export class PoolManager {
     return [...this.pools.values()].sort((a, b) => (a.poolId < b.poolId ? -1 : 1));
   }
 
-  updatePolicy(poolId: string, policy: Policy): PoolRecord {
+  async updatePolicy(poolId: string, policy: Policy): Promise<PoolRecord> {
     const pool = this.get(poolId);
     this.requireActive(pool, "update");
     pool.policy = policy;
     pool.updateMs = this.now();
     this.listener.poolChanged(pool, "updated", "");
     this.reconcile(pool);
+    await this.persist(pool);
     return pool;
   }
 
@@ -163,6 +172,7 @@ export class PoolManager {
       [...pool.agents.values()].map((a) => this.backend.destroy(a.agentId, true, "pool deleted")),
     );
     pool.agents.clear();
+    await this.options.store.remove(poolId);
     this.listener.poolChanged(pool, "deleted", "");
     return true;
   }
@@ -215,7 +225,20 @@ export class PoolManager {
   // ---- leases -------------------------------------------------------------------------------
 
   /** Acquire: an idle agent at once (hit), else the FIFO queue (miss), growing if allowed. */
-  acquire(
+  async acquire(
+    poolId: string,
+    holder: string,
+    waitMs: number,
+    leaseTtlMs: number,
+    signal: AbortSignal,
+  ): Promise<{ lease: Lease; hit: boolean; waitedMs: number }> {
+    const granted = await this.acquireInMemory(poolId, holder, waitMs, leaseTtlMs, signal);
+    const pool = this.pools.get(poolId);
+    if (pool !== undefined) await this.persist(pool); // the lease survives a restart
+    return granted;
+  }
+
+  private acquireInMemory(
     poolId: string,
     holder: string,
     waitMs: number,
@@ -273,16 +296,29 @@ export class PoolManager {
     });
   }
 
-  renew(leaseId: string, ttlMs: number, holder: string): Lease {
+  async renew(leaseId: string, ttlMs: number, holder: string): Promise<Lease> {
     const lease = this.liveLease(leaseId, holder, "renew");
     const pool = this.get(lease.poolId);
     lease.expireMs = this.now() + (ttlMs || pool.policy.leaseTtlMs);
     this.armLease(lease);
+    await this.persist(pool);
     return lease;
   }
 
   /** Release: ends the lease and decides the agent's fate; checks and resets run afterwards. */
-  release(
+  async release(
+    leaseId: string,
+    outcome: TaskOutcome,
+    holder: string,
+    reason: string,
+  ): Promise<{ disposition: Disposition; uses: number }> {
+    const r = this.releaseInMemory(leaseId, outcome, holder, reason);
+    const pool = this.pools.get(this.leases.get(leaseId)?.poolId ?? "");
+    if (pool !== undefined) await this.persist(pool);
+    return r;
+  }
+
+  private releaseInMemory(
     leaseId: string,
     outcome: TaskOutcome,
     holder: string,
@@ -625,6 +661,7 @@ export class PoolManager {
       size++;
       wanted--;
     }
+    void this.persist(pool);
     // Health checks of idle agents.
     for (const a of idle) {
       if (a.state === "idle" && now - a.lastCheckMs >= p.health.intervalMs)
@@ -685,13 +722,124 @@ export class PoolManager {
     this.options.logger.warn({ poolId: pool.poolId }, message);
   }
 
-  /** Destroys every pool's agents and stops the loop (shutdown). */
+  /**
+   * Saves the pool's snapshot. Saves of one pool run one after another; a change made while a
+   * save waits to start joins it. A failed save is logged and kept in last_error: the pool keeps
+   * working from memory and the next change saves again.
+   */
+  persist(pool: PoolRecord): Promise<void> {
+    const id = pool.poolId;
+    const queued = this.queuedSaves.get(id);
+    if (queued !== undefined) return queued;
+    const previous = this.saveChains.get(id) ?? Promise.resolve();
+    const next = previous.then(async () => {
+      this.queuedSaves.delete(id);
+      if (this.pools.get(id) !== pool) return; // deleted meanwhile
+      try {
+        await this.options.store.save(this.snapshot(pool));
+      } catch (err) {
+        this.noteError(pool, `could not save the pool: ${(err as Error).message}`);
+      }
+    });
+    this.queuedSaves.set(id, next);
+    this.saveChains.set(id, next);
+    return next;
+  }
+
+  private snapshot(pool: PoolRecord): PoolSnapshot {
+    const agents = [...pool.agents.values()].filter(
+      (a) => a.state !== "starting" && a.state !== "removing",
+    );
+    return {
+      poolId: pool.poolId,
+      template: pool.template,
+      templateKey: pool.templateKey,
+      policy: pool.policy,
+      status: pool.status,
+      createMs: pool.createMs,
+      updateMs: pool.updateMs,
+      lastError: pool.lastError,
+      lastErrorMs: pool.lastErrorMs,
+      warmTarget: pool.warmTarget,
+      warmUntilMs: pool.warmUntilMs,
+      counters: pool.counters,
+      agents: agents.map((a) => ({
+        agentId: a.agentId,
+        containerId: a.containerId,
+        uses: a.uses,
+        leases: a.leases,
+        createdMs: a.createdMs,
+        idleSinceMs: a.idleSinceMs,
+      })),
+      leases: agents
+        .map((a) => (a.leaseId ? this.leases.get(a.leaseId) : undefined))
+        .filter((l): l is Lease => l !== undefined && l.ended === undefined),
+    };
+  }
+
+  /**
+   * After a restart: loads every pool, adopts the agents the Executor still runs for it (leased
+   * ones stay leased under their lease, the rest idle and checked soon), forgets agents that are
+   * gone, and destroys pooled agents no pool has a record of (strays).
+   */
+  async restore(): Promise<{ pools: number; adopted: number; strays: number; lost: number }> {
+    const snapshots = await this.options.store.loadAll();
+    const live = await this.backend.listPooled();
+    const byId = new Map(live.map((a) => [a.agentId, a]));
+    let adopted = 0;
+    let lost = 0;
+    const known = new Set<string>();
+    for (const snap of snapshots) {
+      const { agents: storedAgents, leases: storedLeases, ...fields } = snap;
+      const pool: PoolRecord = { ...fields, agents: new Map(), waiters: [] };
+      this.pools.set(pool.poolId, pool);
+      for (const a of storedAgents) {
+        const there = byId.get(a.agentId);
+        if (
+          there === undefined ||
+          there.poolId !== pool.poolId ||
+          there.state === "exited" ||
+          there.state === "gone"
+        ) {
+          lost++;
+          continue;
+        }
+        known.add(a.agentId);
+        const lease = storedLeases.find((l) => l.agentId === a.agentId && l.ended === undefined);
+        pool.agents.set(a.agentId, {
+          ...a,
+          state: lease ? "leased" : "idle",
+          lastCheckMs: 0, // checked at the first reconcile pass
+          failures: 0,
+          broken: false,
+          leaseId: lease?.leaseId ?? "",
+        });
+        if (lease !== undefined) {
+          this.leases.set(lease.leaseId, lease);
+          this.armLease(lease);
+        }
+        adopted++;
+      }
+    }
+    const strays = live.filter((a) => !known.has(a.agentId));
+    await Promise.all(
+      strays.map((a) => this.backend.destroy(a.agentId, true, "stray: no pool has a record of it")),
+    );
+    for (const pool of this.pools.values()) this.reconcile(pool);
+    return { pools: snapshots.length, adopted, strays: strays.length, lost };
+  }
+
+  /**
+   * Stops the loop and fails waiting acquirers (shutdown). Agents are left running and leases
+   * held: a restarted service adopts them from the store.
+   */
   async close(): Promise<void> {
     clearInterval(this.timer);
     this.unsubscribe();
     for (const t of this.leaseTimers.values()) clearTimeout(t);
     for (const pool of this.pools.values()) {
-      this.failWaiters(pool, new FailedPreconditionError("the Pool service is shutting down"));
+      this.failWaiters(pool, new UnavailableError("the Pool service is shutting down; retry"));
     }
+    await Promise.all([...this.saveChains.values()]);
   }
 }

@@ -59,11 +59,11 @@ export function createPoolService(deps: PoolServiceDeps): ServiceImpl<typeof Poo
       const poolId = req.poolId === "" ? poolIdFor(template) : req.poolId;
       checkPoolId(poolId);
       await deps.checkImage(template.image);
-      const { pool, created } = pools.create(poolId, template, templateKey(template), policy);
+      const { pool, created } = await pools.create(poolId, template, templateKey(template), policy);
       return { pool: toProto(pool), created };
     },
 
-    updatePool(req) {
+    async updatePool(req) {
       const pool = pools.get(req.poolId);
       if (req.template !== undefined) {
         const wanted = templateFromProto(req.template);
@@ -81,7 +81,7 @@ export function createPoolService(deps: PoolServiceDeps): ServiceImpl<typeof Poo
         pool.template.mode,
         deps.maxSizeLimit,
       );
-      return Promise.resolve({ pool: toProto(pools.updatePolicy(req.poolId, policy)) });
+      return { pool: toProto(await pools.updatePolicy(req.poolId, policy)) };
     },
 
     async deletePool(req) {
@@ -147,17 +147,23 @@ export function createPoolService(deps: PoolServiceDeps): ServiceImpl<typeof Poo
       return { lease: leaseToProto(r.lease), hit: r.hit, wait: msToDuration(r.waitedMs) };
     },
 
-    renewLease(req) {
-      const lease = pools.renew(req.leaseId, ttl(durationToMs(req.ttl, "ttl"), "ttl"), req.holder);
-      return Promise.resolve({ lease: leaseToProto(lease) });
+    async renewLease(req) {
+      const lease = await pools.renew(
+        req.leaseId,
+        ttl(durationToMs(req.ttl, "ttl"), "ttl"),
+        req.holder,
+      );
+      return { lease: leaseToProto(lease) };
     },
 
-    release(req) {
-      const r = pools.release(req.leaseId, outcomeFromProto(req.outcome), req.holder, req.reason);
-      return Promise.resolve({
-        disposition: dispositionToProto[r.disposition],
-        agentUses: BigInt(r.uses),
-      });
+    async release(req) {
+      const r = await pools.release(
+        req.leaseId,
+        outcomeFromProto(req.outcome),
+        req.holder,
+        req.reason,
+      );
+      return { disposition: dispositionToProto[r.disposition], agentUses: BigInt(r.uses) };
     },
 
     async drainPool(req, context: HandlerContext) {
