@@ -41,6 +41,7 @@ Pool service (port 7072):
   POOL_ACQUIRE_DEFAULT_WAIT_MS how long an Acquire waits when it does not say (60000)
   POOL_RECONCILE_INTERVAL_MS   how often pools are brought to their policy (1000)
   POOL_AGENT_STARTUP_TIMEOUT_MS  how long an agent may take to become READY (30000)
+  POOL_REDIS_PREFIX            prefix of the service's Redis keys (agentainer:pool:)
 
 State service:
   STATE_MAX_WORKFLOW_BYTES     default and maximum bytes of one workflow's state (10485760)

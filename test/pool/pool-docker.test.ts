@@ -422,4 +422,47 @@ describe("the Pool service on the real Executor and Docker", () => {
     await pools.deletePool({ poolId });
     expect(containers(poolId, true)).toEqual([]);
   });
+
+  it("drains: hands out nothing, lets held leases finish, then removes everything", async () => {
+    const pool = await newPool({ maxSize: 2, minSize: 2, warmUp: true });
+    const poolId = pool.poolId;
+    await eventually(async () => (await metrics(poolId)).idle === 2);
+    const { lease } = await pools.acquire({ poolId, holder: "busy" });
+    const draining = await pools.drainPool({ poolId });
+    expect(draining.pool?.status).toBe(PoolStatus.DRAINING);
+    expect(await code(pools.acquire({ poolId, holder: "late" }))).toBe(Code.FailedPrecondition);
+    await eventually(async () => (await metrics(poolId)).size === 1); // the idle one went
+    const r = await pools.release({ leaseId: lease!.leaseId, outcome: TaskOutcome.SUCCEEDED });
+    expect(r.disposition).toBe(AgentDisposition.REMOVED);
+    await eventually(
+      async () => (await pools.getPool({ poolId })).pool?.status === PoolStatus.DRAINED,
+    );
+    expect(containers(poolId, true)).toEqual([]);
+    await pools.deletePool({ poolId });
+  });
+
+  it("replaces an agent that fails its health checks failure_threshold times", async () => {
+    const pool = await newPool({
+      maxSize: 1,
+      minSize: 1,
+      warmUp: true,
+      healthCheck: {
+        interval: ms(1000),
+        timeout: ms(500),
+        command: ["sh", "-c", "test ! -e /tmp/sick"],
+        failureThreshold: 2,
+      },
+    });
+    const poolId = pool.poolId;
+    await eventually(async () => (await metrics(poolId)).idle === 1);
+    const [first] = containers(poolId);
+    execFileSync("docker", ["exec", first!, "touch", "/tmp/sick"]);
+    await eventually(async () => {
+      const m = await metrics(poolId);
+      return m.unhealthy === 1n && m.idle === 1 && m.containersCreated === 2n;
+    }, 20_000);
+    expect(containers(poolId)).not.toContain(first);
+    expect((await pools.getPool({ poolId })).pool?.lastError).toMatch(/failed 2 check/);
+    await pools.deletePool({ poolId });
+  });
 });
