@@ -1,0 +1,62 @@
+import { describe, expect, it } from "vitest";
+import {
+  attemptTaskId,
+  jobTaskId,
+  stepOutput,
+  taskInput,
+  workflowResult,
+} from "../../services/workflow/task-input.js";
+
+describe("what tasks receive and what steps output", () => {
+  it("builds each kind's input document", () => {
+    const base = { input: { q: 1 }, parents: { split: [1, 2] } };
+    expect(taskInput({ ...base, kind: "task", index: 0 })).toEqual({
+      input: { q: 1 },
+      parents: { split: [1, 2] },
+      index: 0,
+    });
+    expect(taskInput({ ...base, kind: "map", index: 4, item: "doc" })).toMatchObject({
+      index: 4,
+      item: "doc",
+    });
+    const reduce = taskInput({
+      ...base,
+      kind: "reduce",
+      index: 0,
+      fanIn: [
+        { index: 0, succeeded: true, result: { n: 2 }, error: "" },
+        { index: 1, succeeded: false, result: undefined, error: "exited with code 3" },
+        { index: 2, succeeded: true, result: undefined, error: "" },
+      ],
+    });
+    expect(reduce).toMatchObject({
+      results: [{ n: 2 }, null, null],
+      failures: [{ index: 1, error: "exited with code 3" }],
+    });
+  });
+
+  it("assembles step outputs in index order, nulls for failures", () => {
+    const ends = [
+      { index: 1, succeeded: false, result: undefined, error: "x" },
+      { index: 0, succeeded: true, result: "a", error: "" },
+    ];
+    expect(stepOutput("map", ends)).toEqual(["a", null]);
+    expect(
+      stepOutput("task", [{ index: 0, succeeded: true, result: { r: 1 }, error: "" }]),
+    ).toEqual({ r: 1 });
+    expect(
+      stepOutput("reduce", [{ index: 0, succeeded: false, result: undefined, error: "x" }]),
+    ).toBeNull();
+    expect(workflowResult(["only"], new Map([["only", 5]]))).toBe(5);
+    expect(workflowResult(["a", "b"], new Map([["a", 1]]))).toEqual({ a: 1, b: null });
+  });
+
+  it("gives each attempt a stable Executor task id within the Executor's limits", () => {
+    expect(jobTaskId("map", 7)).toBe("map-7");
+    expect(attemptTaskId("wf-1", "map", 7, 2)).toBe("wf-1.map.7.2");
+    const long = attemptTaskId("w".repeat(128), "s".repeat(63), 99_999, 3);
+    expect(long).toMatch(/^t-[0-9a-f]{40}\.99999\.3$/);
+    expect(long).toBe(attemptTaskId("w".repeat(128), "s".repeat(63), 99_999, 3));
+    expect(long).not.toBe(attemptTaskId("w".repeat(128), "s".repeat(62) + "t", 99_999, 3));
+  });
+});
