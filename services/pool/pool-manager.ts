@@ -76,6 +76,7 @@ export class PoolManager {
   /** Per pool: the save waiting to start (reused by later changes) and the chain of saves. */
   private readonly queuedSaves = new Map<string, Promise<void>>();
   private readonly saveChains = new Map<string, Promise<void>>();
+  private readonly lastSaved = new Map<string, string>();
   /** The last failure to create an agent, per pool (WarmPool with wait reports it). */
   private readonly createFailures = new Map<string, { error: Error; ms: number }>();
   private readonly timer: NodeJS.Timeout;
@@ -173,6 +174,7 @@ export class PoolManager {
     );
     pool.agents.clear();
     await this.options.store.remove(poolId);
+    this.lastSaved.delete(poolId);
     this.listener.poolChanged(pool, "deleted", "");
     return true;
   }
@@ -735,8 +737,12 @@ export class PoolManager {
     const next = previous.then(async () => {
       this.queuedSaves.delete(id);
       if (this.pools.get(id) !== pool) return; // deleted meanwhile
+      const snapshot = this.snapshot(pool);
+      const text = JSON.stringify(snapshot);
+      if (this.lastSaved.get(id) === text) return; // nothing changed since the last save
       try {
-        await this.options.store.save(this.snapshot(pool));
+        await this.options.store.save(snapshot);
+        this.lastSaved.set(id, text);
       } catch (err) {
         this.noteError(pool, `could not save the pool: ${(err as Error).message}`);
       }
