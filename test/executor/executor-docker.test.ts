@@ -54,6 +54,11 @@ executorSuite({
     command: ["node", "/agents/test-agent.mjs"],
     workingDir: "",
   },
+  program: (name) => ({
+    image: nodeAgentImage,
+    command: ["node", `/agents/${name}.mjs`],
+    workingDir: "",
+  }),
 });
 
 const seconds = (s: number) => create(DurationSchema, { seconds: BigInt(s) });

@@ -9,6 +9,11 @@ executorSuite({
   name: "local-process",
   runtime: () => Promise.resolve(new LocalRuntime()),
   shellImage: "ignored-by-the-local-runtime",
+  program: (name) => ({
+    image: "ignored-by-the-local-runtime",
+    command: [process.execPath, "--import", "tsx", `agents/${name}.ts`],
+    workingDir: root,
+  }),
   streamAgent: {
     image: "ignored-by-the-local-runtime",
     command: [process.execPath, "--import", "tsx", "agents/test-agent.ts"],

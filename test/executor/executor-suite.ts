@@ -35,6 +35,8 @@ export interface SuiteRuntime {
   shellImage: string;
   /** Image and argv of the stream test agent (agents/test-agent.ts). */
   streamAgent: { image: string; command: string[]; workingDir: string };
+  /** Image and argv that run the agent program agents/<name>.ts. */
+  program: (name: string) => { image: string; command: string[]; workingDir: string };
 }
 
 /** A google.protobuf.Value from plain JSON. */
@@ -654,6 +656,56 @@ export function executorSuite(rt: SuiteRuntime): void {
       } finally {
         for (const agentId of ids) await client.destroyAgent({ agentId });
       }
+    });
+
+    it("runs the word-count agents: mapper over the stream protocol, reducer one-shot with state", async () => {
+      const workflowId = await newWorkflow();
+      const { agent } = await client.createAgent({
+        spec: { ...rt.program("word-mapper"), mode: AgentMode.STREAM },
+      });
+      const counts = [];
+      try {
+        for (const [index, item] of ["The cat and the hat", "a cat"].entries()) {
+          const { result } = await client.runTaskOnAgent({
+            agentId: agent!.agentId,
+            ref: { workflowId, stepId: "map", index },
+            input: valueOf({ item }),
+          });
+          expect(result?.status).toBe(TaskStatus.SUCCEEDED);
+          counts.push(result?.result);
+        }
+      } finally {
+        await client.destroyAgent({ agentId: agent!.agentId, force: true });
+      }
+      const results = counts.map((v) => (v?.kind.case === "structValue" ? v : null));
+      const { result } = await client.runTask({
+        ref: { workflowId, stepId: "reduce" },
+        spec: {
+          ...rt.program("word-reducer"),
+          input: create(ValueSchema, {
+            kind: {
+              case: "structValue",
+              value: {
+                fields: {
+                  results: create(ValueSchema, {
+                    kind: {
+                      case: "listValue",
+                      value: { values: [...results.map((r) => r ?? valueOf(null)), valueOf(null)] },
+                    },
+                  }),
+                  failures: valueOf([{ index: 2, error: "boom" }]),
+                },
+              },
+            },
+          }),
+        },
+      });
+      expect(result?.status).toBe(TaskStatus.SUCCEEDED);
+      const out =
+        result?.result?.kind.case === "structValue" ? result.result.kind.value : undefined;
+      expect(JSON.stringify(out)).toContain('"total"');
+      const total = (await stateClient.get({ workflowId, key: "total_words" })).value;
+      expect(total).toEqual(valueOf(7)); // the cat and the hat + a cat
     });
 
     it("refuses an agent that does not announce itself, and removes it", async () => {
