@@ -13,9 +13,10 @@ import { labels } from "./contract.js";
 import { openMailbox, type ExecutorContext } from "./context.js";
 import { containerName } from "./names.js";
 import { decideOutcome, formatBytes, formatMs } from "./outcome.js";
-import { atMost, capture } from "./output.js";
+import { capture } from "./output.js";
 import type { RuntimeContainer, RuntimeProcess } from "./runtime/runtime.js";
 import { StreamSession, type StreamTaskEnd } from "./stream-session.js";
+import { atMost, withDeadline } from "./timing.js";
 import type { AgentStateName, TaskOutcome, TaskRecord, TaskRef, TaskStatus } from "./task.js";
 
 /** What happened to an agent, for events. */
@@ -204,7 +205,7 @@ export class AgentManager {
       } catch (err) {
         if (err instanceof DeadlineExceededError) throw err;
         // Its stdout ended or it broke the protocol: say how it exited if it did.
-        const exit = await atMostValue(container.wait(), 1000);
+        const exit = await atMost(container.wait(), 1000);
         throw new FailedPreconditionError(
           `agent "${agent.agentId}" failed during start-up: ${
             exit ? `exited with code ${exit.exitCode}` : (err as Error).message
@@ -215,7 +216,7 @@ export class AgentManager {
       }
     } else {
       // A main process that exits at once (no long-lived command) shows within a moment.
-      await atMostValue(container.wait(), execSettleMs);
+      await atMost(container.wait(), execSettleMs);
       const { running, exit } = await container.inspect();
       if (!running) {
         throw new FailedPreconditionError(
@@ -325,16 +326,10 @@ export class AgentManager {
         tStarted = this.ctx.now();
         this.ctx.tasks.started(record);
         const output = capture(record.output, proc.io);
-        const timer = setTimeout(() => {
+        exit = await withDeadline(proc.wait(), task.timeoutMs, () => {
           timedOut = true;
           void proc?.kill("SIGKILL");
-        }, task.timeoutMs);
-        timer.unref();
-        try {
-          exit = await proc.wait();
-        } finally {
-          clearTimeout(timer);
-        }
+        });
         tEnded = this.ctx.now();
         await atMost(output.ended, 2000);
       }
@@ -454,7 +449,7 @@ export class AgentManager {
       error = end.reason;
       this.markUnhealthy(agent, end.reason);
     } else {
-      const exit = await atMostValue(agent.container?.wait() ?? Promise.resolve(undefined), 2000);
+      const exit = await atMost(agent.container?.wait() ?? Promise.resolve(undefined), 2000);
       status = exit?.oomKilled ? "oom_killed" : "failed";
       error = exit?.oomKilled
         ? `killed for passing its memory limit of ${formatBytes(agent.spec.limits.memoryBytes)}`
@@ -541,7 +536,7 @@ export class AgentManager {
     const chunks: Buffer[] = [];
     proc.io.stdout.on("data", (c: Buffer) => chunks.push(c));
     proc.io.stderr.on("data", (c: Buffer) => chunks.push(c));
-    const exit = await atMostValue(proc.wait(), timeoutMs);
+    const exit = await atMost(proc.wait(), timeoutMs);
     if (exit === undefined) {
       await proc.kill("SIGKILL");
       return { ok: false, detail: `check did not finish within ${formatMs(timeoutMs)}` };
@@ -720,20 +715,5 @@ function parseSpec(label: string | undefined): AgentSpec | undefined {
     return spec.mode === "exec" || spec.mode === "stream" ? spec : undefined;
   } catch {
     return undefined;
-  }
-}
-
-/** The value of `p` if it settles within `ms`, else undefined. */
-async function atMostValue<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([
-      p,
-      new Promise<undefined>((resolve) => {
-        timer = setTimeout(() => resolve(undefined), ms);
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
   }
 }

@@ -14,10 +14,12 @@ import type { AgentRecord, AgentSpec } from "./agent.js";
 import type { AgentManager } from "./agent-manager.js";
 import type { ExecutorContext } from "./context.js";
 import {
+  agentModeToProto,
   agentStateToProto,
   inputFromProto,
   limitsFromProto,
   networkFromProto,
+  networkToProto,
   refFromProto,
   taskResult,
 } from "./convert.js";
@@ -92,8 +94,8 @@ export function agentToProto(a: AgentRecord): Agent {
         memoryBytes: BigInt(a.spec.limits.memoryBytes),
         pids: BigInt(a.spec.limits.pids),
       },
-      network: { none: 1, bridge: 2, host: 3 }[a.spec.network],
-      mode: a.spec.mode === "exec" ? AgentMode.EXEC : AgentMode.STREAM,
+      network: networkToProto[a.spec.network],
+      mode: agentModeToProto[a.spec.mode],
       labels: a.spec.labels,
     },
     state: agentStateToProto[a.state],

@@ -4,9 +4,10 @@ import { openMailbox, type ExecutorContext } from "./context.js";
 import type { Mailbox } from "./mailbox.js";
 import { containerName, withSuffix } from "./names.js";
 import { decideOutcome } from "./outcome.js";
-import { atMost, capture } from "./output.js";
+import { capture } from "./output.js";
 import type { ContainerOptions, Limits, Network, RuntimeContainer } from "./runtime/runtime.js";
 import type { TaskRecord, TaskRef } from "./task.js";
+import { atMost, withDeadline } from "./timing.js";
 
 export type Keep = "never" | "always" | "on_failure";
 
@@ -145,16 +146,10 @@ async function runCold(ctx: ExecutorContext, task: TaskRecord, spec: ColdSpec): 
     tStarted = ctx.now();
     ctx.tasks.started(task);
 
-    const timer = setTimeout(() => {
+    exit = await withDeadline(container.wait(), spec.timeoutMs, () => {
       timedOut = true;
       void container?.kill("SIGKILL");
-    }, spec.timeoutMs);
-    timer.unref();
-    try {
-      exit = await container.wait();
-    } finally {
-      clearTimeout(timer);
-    }
+    });
     tEnded = ctx.now();
     await atMost(output.ended, 2000);
   } catch (err) {

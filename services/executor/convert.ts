@@ -3,6 +3,7 @@ import { InvalidArgumentError } from "../../lib/errors.js";
 import { jsonToValue, valueToJson } from "../../lib/json-value.js";
 import { msToDuration, msToTimestamp } from "../../lib/time.js";
 import {
+  AgentMode,
   AgentState,
   ExecutionMode,
   KeepContainer,
@@ -60,6 +61,17 @@ export const agentStateToProto: Record<AgentStateName, AgentState> = {
   unhealthy: AgentState.UNHEALTHY,
   exited: AgentState.EXITED,
   destroyed: AgentState.DESTROYED,
+};
+
+export const networkToProto: Record<Network, NetworkMode> = {
+  none: NetworkMode.NONE,
+  bridge: NetworkMode.BRIDGE,
+  host: NetworkMode.HOST,
+};
+
+export const agentModeToProto: Record<"exec" | "stream", AgentMode> = {
+  exec: AgentMode.EXEC,
+  stream: AgentMode.STREAM,
 };
 
 export function networkFromProto(n: NetworkMode, field: string): Network {

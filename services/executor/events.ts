@@ -9,9 +9,8 @@ import {
   TaskEventSchema,
   TaskEventType,
 } from "../../gen/agentainer/executor/v1/events_pb.js";
-import { AgentMode } from "../../gen/agentainer/executor/v1/executor_pb.js";
 import type { AgentEventName, AgentListener } from "./agent-manager.js";
-import { agentStateToProto, modeToProto } from "./convert.js";
+import { agentModeToProto, agentStateToProto, modeToProto } from "./convert.js";
 import type { TaskEventType as EventName, TaskListener } from "./task-registry.js";
 
 const taskTypes: Record<EventName, TaskEventType> = {
@@ -69,7 +68,7 @@ export function agentEventPublisher(bus: EventBus, now: () => number): AgentList
           agentId: agent.agentId,
           poolId: agent.poolId,
           containerId: agent.container?.id ?? "",
-          mode: agent.spec.mode === "exec" ? AgentMode.EXEC : AgentMode.STREAM,
+          mode: agentModeToProto[agent.spec.mode],
           state: agentStateToProto[agent.state],
           exitCode: event === "exited" ? agent.exitCode : undefined,
           reason,

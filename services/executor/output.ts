@@ -107,15 +107,3 @@ export function capture(
   );
   return { ended: Promise.all(ends).then(() => undefined) };
 }
-
-/** Resolves when `p` settles or after `ms`, whichever is first. */
-export function atMost(p: Promise<unknown>, ms: number): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(resolve, ms);
-    timer.unref();
-    void p.finally(() => {
-      clearTimeout(timer);
-      resolve();
-    });
-  });
-}

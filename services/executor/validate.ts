@@ -4,6 +4,7 @@ import {
   PermissionDeniedError,
   ResourceExhaustedError,
 } from "../../lib/errors.js";
+import { checkId } from "../../lib/ids.js";
 import { canonicalJson, type JsonValue } from "../../lib/json-value.js";
 import { checkWorkflowId } from "../state/validate.js";
 import { reservedEnvPrefix, reservedLabelPrefix } from "./contract.js";
@@ -11,7 +12,6 @@ import type { Limits, Network } from "./runtime/runtime.js";
 import type { TaskRef } from "./task.js";
 
 const idPattern = /^[A-Za-z0-9_.-]{1,128}$/;
-const agentIdPattern = /^[A-Za-z0-9_-]{1,128}$/;
 const envNamePattern = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const controlCharacters = /[\u0000-\u001f\u007f]/;
 const maxTimeoutMs = 7 * 24 * 3600 * 1000;
@@ -61,14 +61,7 @@ export function checkTaskRef(ref: TaskRefInput | undefined, field = "ref"): Task
 }
 
 export function checkAgentId(agentId: string, field = "agent_id"): void {
-  if (!agentIdPattern.test(agentId)) {
-    throw new InvalidArgumentError(
-      agentId === ""
-        ? `${field} is required`
-        : `${field} "${agentId.slice(0, 140)}" is invalid; use 1 to 128 characters of A-Z, a-z, 0-9, _ and -`,
-      { field },
-    );
-  }
+  checkId(agentId, field);
 }
 
 export function checkImage(image: string, field = "spec.image"): void {

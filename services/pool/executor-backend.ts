@@ -4,14 +4,9 @@ import { subjects } from "../../lib/events/subjects.js";
 import { subscribeEvents } from "../../lib/events/typed.js";
 import { msToDuration } from "../../lib/time.js";
 import { AgentEventSchema } from "../../gen/agentainer/executor/v1/events_pb.js";
-import {
-  AgentMode,
-  AgentState,
-  NetworkMode,
-  type ExecutorService,
-} from "../../gen/agentainer/executor/v1/executor_pb.js";
+import { AgentState, type ExecutorService } from "../../gen/agentainer/executor/v1/executor_pb.js";
 import type { AgentBackend, BackendAgentState } from "./backend.js";
-import type { Template } from "./template.js";
+import { templateToProto, type Template } from "./template.js";
 
 const states: Partial<Record<AgentState, BackendAgentState>> = {
   [AgentState.READY]: "ready",
@@ -32,22 +27,8 @@ export function executorBackend(
       const { agent } = await executor.createAgent({
         agentId,
         poolId,
-        spec: {
-          image: t.image,
-          command: t.command,
-          args: t.args,
-          env: t.env,
-          workingDir: t.workingDir,
-          limits: {
-            cpuMillis: BigInt(t.limits.cpuMillis),
-            memoryBytes: BigInt(t.limits.memoryBytes),
-            pids: BigInt(t.limits.pids),
-          },
-          network: { none: NetworkMode.NONE, bridge: NetworkMode.BRIDGE, host: NetworkMode.HOST }[
-            t.network
-          ],
-          mode: t.mode === "stream" ? AgentMode.STREAM : AgentMode.EXEC,
-        },
+        // An AgentSpec has the template's fields (AgentTemplate mirrors it, minus labels).
+        spec: templateToProto(t),
         startupTimeout: msToDuration(startupTimeoutMs),
       });
       return { containerId: agent?.containerId ?? "" };

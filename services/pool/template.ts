@@ -1,10 +1,10 @@
 import { createHash } from "node:crypto";
-import type { MessageInitShape } from "@bufbuild/protobuf";
-import { AgentMode, NetworkMode } from "../../gen/agentainer/executor/v1/executor_pb.js";
-import type { AgentTemplate, AgentTemplateSchema } from "../../gen/agentainer/pool/v1/pool_pb.js";
+import { AgentMode } from "../../gen/agentainer/executor/v1/executor_pb.js";
+import type { AgentTemplate } from "../../gen/agentainer/pool/v1/pool_pb.js";
 import { InvalidArgumentError } from "../../lib/errors.js";
+import { checkId } from "../../lib/ids.js";
 import { canonicalJson, type JsonValue } from "../../lib/json-value.js";
-import { networkFromProto } from "../executor/convert.js";
+import { agentModeToProto, networkFromProto, networkToProto } from "../executor/convert.js";
 import { checkArgv, checkEnv, checkImage, checkWorkingDir } from "../executor/validate.js";
 
 /**
@@ -24,8 +24,6 @@ export interface Template {
   network: "none" | "bridge" | "host";
   mode: "exec" | "stream";
 }
-
-const poolIdPattern = /^[A-Za-z0-9_-]{1,128}$/;
 
 function modeFromProto(m: AgentMode, field: string): Template["mode"] {
   switch (m) {
@@ -80,19 +78,11 @@ export function templateFromProto(t: AgentTemplate | undefined): Template {
   };
 }
 
-const networkToProto: Record<Template["network"], NetworkMode> = {
-  none: NetworkMode.NONE,
-  bridge: NetworkMode.BRIDGE,
-  host: NetworkMode.HOST,
-};
-
-const modeToProto: Record<Template["mode"], AgentMode> = {
-  exec: AgentMode.EXEC,
-  stream: AgentMode.STREAM,
-};
-
-/** The template as sent back (Pool.template): defaults resolved, enums never UNSPECIFIED. */
-export function templateToProto(t: Template): MessageInitShape<typeof AgentTemplateSchema> {
+/**
+ * The template as sent back (Pool.template): defaults resolved, enums never UNSPECIFIED. A plain
+ * init object, so it also serves as an ExecutorService AgentSpec (the same fields).
+ */
+export function templateToProto(t: Template) {
   return {
     image: t.image,
     command: [...t.command],
@@ -105,7 +95,7 @@ export function templateToProto(t: Template): MessageInitShape<typeof AgentTempl
       pids: BigInt(t.limits.pids),
     },
     network: networkToProto[t.network],
-    mode: modeToProto[t.mode],
+    mode: agentModeToProto[t.mode],
   };
 }
 
@@ -138,12 +128,5 @@ export function poolIdFor(t: Template): string {
 
 /** A pool id: 1 to 128 characters of [A-Za-z0-9_-]. */
 export function checkPoolId(id: string, field = "pool_id"): void {
-  if (!poolIdPattern.test(id)) {
-    throw new InvalidArgumentError(
-      id === ""
-        ? `${field} is required`
-        : `${field} "${id.slice(0, 140)}" is invalid; use 1 to 128 characters of A-Z, a-z, 0-9, _ and -`,
-      { field },
-    );
-  }
+  checkId(id, field);
 }

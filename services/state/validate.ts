@@ -1,19 +1,12 @@
 import { InvalidArgumentError } from "../../lib/errors.js";
+import { checkId } from "../../lib/ids.js";
 
-const workflowIdPattern = /^[A-Za-z0-9_-]{1,128}$/;
 const controlCharacters = /[\u0000-\u001f\u007f]/;
 export const maxKeyBytes = 1024;
 export const maxTtlMs = 366 * 24 * 3600 * 1000;
 
 export function checkWorkflowId(workflowId: string): void {
-  if (!workflowIdPattern.test(workflowId)) {
-    throw new InvalidArgumentError(
-      workflowId === ""
-        ? "workflow_id is required"
-        : `workflow_id "${workflowId.slice(0, 140)}" is invalid; use 1 to 128 characters of A-Z, a-z, 0-9, _ and -`,
-      { field: "workflow_id" },
-    );
-  }
+  checkId(workflowId, "workflow_id");
 }
 
 export function checkKey(key: string, field = "key"): void {

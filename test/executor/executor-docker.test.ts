@@ -19,6 +19,7 @@ import {
 import { labels } from "../../services/executor/contract.js";
 import { startExecutorService, type RunningExecutor } from "../../services/executor/main.js";
 import { connectDocker } from "../../services/executor/runtime/docker.js";
+import { eventually } from "../support/await.js";
 import { executorSuite } from "./executor-suite.js";
 
 const shellImage = "agentainer/busybox:local";
@@ -297,10 +298,7 @@ describe("the Executor on Docker after a restart", () => {
 });
 
 async function waitForRunning(client: Client<typeof ExecutorService>, taskId: string) {
-  for (let i = 0; i < 200; i++) {
-    const t = await client.getTask({ taskId }).catch(() => undefined);
-    if (t?.task?.status === TaskStatus.RUNNING) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`task ${taskId} did not start`);
+  await eventually(
+    async () => (await client.getTask({ taskId })).task?.status === TaskStatus.RUNNING,
+  );
 }

@@ -26,6 +26,7 @@ import { labels } from "../../services/executor/contract.js";
 import { startExecutorService, type RunningExecutor } from "../../services/executor/main.js";
 import type { ContainerRuntime } from "../../services/executor/runtime/runtime.js";
 import { startStateService, type RunningService } from "../../services/state/main.js";
+import { eventually } from "../support/await.js";
 
 /** How one runtime runs the suite's agents. */
 export interface SuiteRuntime {
@@ -171,7 +172,7 @@ export function executorSuite(rt: SuiteRuntime): void {
         ref: { workflowId, stepId: "s", taskId },
         spec: shell("echo started; sleep 30"),
       });
-      await waitFor(
+      await eventually(
         async () => (await client.getTask({ taskId })).task?.status === TaskStatus.RUNNING,
       );
       const c = await client.cancelTask({ taskId, reason: "user asked" });
@@ -296,7 +297,7 @@ export function executorSuite(rt: SuiteRuntime): void {
         ref: { workflowId, stepId: "s", taskId },
         spec: shell("echo one; sleep 0.3; echo two >&2; sleep 0.3; echo three"),
       });
-      await waitFor(async () => (await client.getTask({ taskId })).task !== undefined);
+      await eventually(async () => (await client.getTask({ taskId })).task !== undefined);
       const chunks: string[] = [];
       for await (const m of client.streamTaskLogs({ taskId, follow: true })) {
         chunks.push(Buffer.from(m.data).toString());
@@ -454,7 +455,7 @@ export function executorSuite(rt: SuiteRuntime): void {
         });
         expect(r.result?.status).toBe(TaskStatus.FAILED);
         expect(r.result?.error).toMatch(/exited during the task/);
-        await waitFor(
+        await eventually(
           async () => (await client.getAgent({ agentId })).agent?.state === AgentState.EXITED,
         );
         const dead = await client
@@ -500,7 +501,7 @@ export function executorSuite(rt: SuiteRuntime): void {
           spec: { image: rt.shellImage, command: ["sleep", "3600"], mode: AgentMode.EXEC },
         });
         await client.destroyAgent({ agentId, reason: "test over" });
-        await waitFor(() => Promise.resolve(tasks.length === 9 && agents.length === 3));
+        await eventually(() => Promise.resolve(tasks.length === 9 && agents.length === 3));
         expect(tasks).toEqual([
           "created 0",
           "started 0",
@@ -535,7 +536,7 @@ export function executorSuite(rt: SuiteRuntime): void {
           ref: { workflowId, stepId: "s", taskId: execTask },
           command: ["sleep", "30"],
         });
-        await waitFor(running(execTask));
+        await eventually(running(execTask));
         await client.cancelTask({ taskId: execTask, reason: "enough" });
         const execResult = (await execRun).result!;
         expect(execResult.status).toBe(TaskStatus.CANCELLED);
@@ -548,7 +549,7 @@ export function executorSuite(rt: SuiteRuntime): void {
           ref: { workflowId, stepId: "s", taskId: streamTask },
           input: valueOf({ action: "sleep", ms: 30_000 }),
         });
-        await waitFor(running(streamTask));
+        await eventually(running(streamTask));
         await client.cancelTask({ taskId: streamTask, reason: "stop", gracePeriod: seconds(5) });
         const streamResult = (await streamRun).result!;
         expect(streamResult.status).toBe(TaskStatus.CANCELLED);
@@ -560,7 +561,7 @@ export function executorSuite(rt: SuiteRuntime): void {
           ref: { workflowId, stepId: "s", taskId: busyTask },
           command: ["sleep", "30"],
         });
-        await waitFor(running(busyTask));
+        await eventually(running(busyTask));
         const refused = await client
           .destroyAgent({ agentId: execAgent!.agentId })
           .catch((e: unknown) => ConnectError.from(e));
@@ -741,15 +742,4 @@ export function executorSuite(rt: SuiteRuntime): void {
       expect((await client.listAgents({})).agents).toEqual([]);
     });
   });
-}
-
-export async function waitFor(check: () => Promise<boolean>, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    // A call may fail until what it asks about exists (a task is registered a moment after
-    // RunTask arrives): keep asking.
-    if (await check().catch(() => false)) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error("condition not met in time");
 }

@@ -25,6 +25,7 @@ import { labels } from "../../services/executor/contract.js";
 import { startExecutorService, type RunningExecutor } from "../../services/executor/main.js";
 import { connectDocker } from "../../services/executor/runtime/docker.js";
 import { startPoolService, type RunningPool } from "../../services/pool/main.js";
+import { codeOf, eventually } from "../support/await.js";
 
 const shellImage = "agentainer/busybox:local";
 const ms = (n: number) =>
@@ -40,24 +41,6 @@ function containers(poolId: string, all = false): string[] {
     `label=${labels.poolId}=${poolId}`,
   ]);
   return out.toString().trim().split("\n").filter(Boolean);
-}
-
-async function eventually(check: () => Promise<boolean> | boolean, timeoutMs = 15_000) {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await Promise.resolve(check()).catch(() => false)) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error("condition not met in time");
-}
-
-async function code(p: Promise<unknown>): Promise<Code | "ok"> {
-  try {
-    await p;
-    return "ok";
-  } catch (err) {
-    return ConnectError.from(err).code;
-  }
 }
 
 describe("the Pool service on the real Executor and Docker", () => {
@@ -213,7 +196,7 @@ describe("the Pool service on the real Executor and Docker", () => {
       leaseTtl: ms(1000),
     });
     expect(
-      await code(pools.acquire({ poolId: pool.poolId, holder: "next", waitTimeout: ms(0) })),
+      await codeOf(pools.acquire({ poolId: pool.poolId, holder: "next", waitTimeout: ms(0) })),
     ).toBe(Code.ResourceExhausted);
     const next = await pools.acquire({
       poolId: pool.poolId,
@@ -222,7 +205,7 @@ describe("the Pool service on the real Executor and Docker", () => {
     });
     expect(next.lease?.agentId).toBe(lease?.agentId); // the same, checked agent
     expect((await metrics(pool.poolId)).leaseExpirations).toBe(1n);
-    expect(await code(pools.release({ leaseId: lease!.leaseId }))).toBe(Code.FailedPrecondition);
+    expect(await codeOf(pools.release({ leaseId: lease!.leaseId }))).toBe(Code.FailedPrecondition);
     await pools.release({ leaseId: next.lease!.leaseId, outcome: TaskOutcome.SUCCEEDED });
     await pools.deletePool({ poolId: pool.poolId });
   });
@@ -259,13 +242,15 @@ describe("the Pool service on the real Executor and Docker", () => {
     const pool = await newPool({ maxSize: 2 });
     const poolId = pool.poolId;
     expect(
-      await code(pools.createPool({ poolId: "x1", template, policy: { minSize: 3, maxSize: 2 } })),
+      await codeOf(
+        pools.createPool({ poolId: "x1", template, policy: { minSize: 3, maxSize: 2 } }),
+      ),
     ).toBe(Code.InvalidArgument);
-    expect(await code(pools.createPool({ poolId: "x2", template, policy: { maxSize: 0 } }))).toBe(
+    expect(await codeOf(pools.createPool({ poolId: "x2", template, policy: { maxSize: 0 } }))).toBe(
       Code.InvalidArgument,
     );
     expect(
-      await code(
+      await codeOf(
         pools.createPool({
           poolId: "x3",
           template,
@@ -274,7 +259,7 @@ describe("the Pool service on the real Executor and Docker", () => {
       ),
     ).toBe(Code.InvalidArgument);
     expect(
-      await code(
+      await codeOf(
         pools.createPool({
           poolId: "x4",
           template: { image: "agentainer/absent:local" },
@@ -283,11 +268,11 @@ describe("the Pool service on the real Executor and Docker", () => {
       ),
     ).toBe(Code.NotFound);
     expect((await pools.listPools({})).pools.map((p) => p.poolId)).not.toContain("x1");
-    expect(await code(pools.getPool({ poolId: "nope" }))).toBe(Code.NotFound);
-    expect(await code(pools.acquire({ poolId: "nope", holder: "h" }))).toBe(Code.NotFound);
-    expect(await code(pools.acquire({ poolId, holder: "" }))).toBe(Code.InvalidArgument);
+    expect(await codeOf(pools.getPool({ poolId: "nope" }))).toBe(Code.NotFound);
+    expect(await codeOf(pools.acquire({ poolId: "nope", holder: "h" }))).toBe(Code.NotFound);
+    expect(await codeOf(pools.acquire({ poolId, holder: "" }))).toBe(Code.InvalidArgument);
     expect(
-      await code(
+      await codeOf(
         pools.createPool({
           poolId,
           template: { ...template, command: ["sleep", "10"] },
@@ -296,22 +281,22 @@ describe("the Pool service on the real Executor and Docker", () => {
       ),
     ).toBe(Code.AlreadyExists);
     expect(
-      await code(
+      await codeOf(
         pools.updatePool({ poolId, policy: { maxSize: 2 }, template: { image: shellImage } }),
       ),
     ).toBe(Code.FailedPrecondition);
     const { lease } = await pools.acquire({ poolId, holder: "me" });
-    expect(await code(pools.release({ leaseId: lease!.leaseId, holder: "someone-else" }))).toBe(
+    expect(await codeOf(pools.release({ leaseId: lease!.leaseId, holder: "someone-else" }))).toBe(
       Code.PermissionDenied,
     );
     await pools.release({ leaseId: lease!.leaseId, holder: "me", outcome: TaskOutcome.SUCCEEDED });
-    expect(await code(pools.release({ leaseId: lease!.leaseId, holder: "me" }))).toBe(
+    expect(await codeOf(pools.release({ leaseId: lease!.leaseId, holder: "me" }))).toBe(
       Code.FailedPrecondition,
     );
-    expect(await code(pools.release({ leaseId: "lease-unknown" }))).toBe(Code.NotFound);
+    expect(await codeOf(pools.release({ leaseId: "lease-unknown" }))).toBe(Code.NotFound);
     const drained = await pools.drainPool({ poolId, wait: true });
     expect(drained.pool?.status).toBe(PoolStatus.DRAINED);
-    expect(await code(pools.acquire({ poolId, holder: "late" }))).toBe(Code.FailedPrecondition);
+    expect(await codeOf(pools.acquire({ poolId, holder: "late" }))).toBe(Code.FailedPrecondition);
     expect((await pools.deletePool({ poolId })).existed).toBe(true);
     expect((await pools.deletePool({ poolId })).existed).toBe(false);
   });
@@ -430,7 +415,7 @@ describe("the Pool service on the real Executor and Docker", () => {
     const { lease } = await pools.acquire({ poolId, holder: "busy" });
     const draining = await pools.drainPool({ poolId });
     expect(draining.pool?.status).toBe(PoolStatus.DRAINING);
-    expect(await code(pools.acquire({ poolId, holder: "late" }))).toBe(Code.FailedPrecondition);
+    expect(await codeOf(pools.acquire({ poolId, holder: "late" }))).toBe(Code.FailedPrecondition);
     await eventually(async () => (await metrics(poolId)).size === 1); // the idle one went
     const r = await pools.release({ leaseId: lease!.leaseId, outcome: TaskOutcome.SUCCEEDED });
     expect(r.disposition).toBe(AgentDisposition.REMOVED);

@@ -13,17 +13,9 @@ import { labels } from "../../services/executor/contract.js";
 import { startExecutorService, type RunningExecutor } from "../../services/executor/main.js";
 import { connectDocker } from "../../services/executor/runtime/docker.js";
 import { startPoolService, type RunningPool } from "../../services/pool/main.js";
+import { eventually } from "../support/await.js";
 
 const shellImage = "agentainer/busybox:local";
-
-async function eventually(check: () => Promise<boolean>, timeoutMs = 15_000) {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await check().catch(() => false)) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error("condition not met in time");
-}
 
 describe("the Pool service after a restart (Redis, real Executor and Docker)", () => {
   let executor: RunningExecutor;

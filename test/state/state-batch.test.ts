@@ -17,6 +17,7 @@ import {
 } from "../../gen/agentainer/state/v1/state_pb.js";
 import { createBatchingStateClient } from "../../services/state/batching-client.js";
 import { startStateService, type RunningService } from "../../services/state/main.js";
+import { codeOf } from "../support/await.js";
 
 const num = (n: number) => create(ValueSchema, { kind: { case: "numberValue", value: n } });
 const str = (s: string) => create(ValueSchema, { kind: { case: "stringValue", value: s } });
@@ -246,13 +247,4 @@ async function errorOf(call: Promise<unknown>): Promise<ConnectError> {
     return ConnectError.from(err);
   }
   throw new Error("expected the call to fail");
-}
-
-async function codeOf(call: Promise<unknown>): Promise<Code | "ok"> {
-  try {
-    await call;
-    return "ok";
-  } catch (err) {
-    return ConnectError.from(err).code;
-  }
 }

@@ -15,6 +15,7 @@ import {
   StateService,
 } from "../../gen/agentainer/state/v1/state_pb.js";
 import { startStateService, type RunningService } from "../../services/state/main.js";
+import { codeOf } from "../support/await.js";
 
 type StateClient = Client<typeof StateService>;
 
@@ -24,15 +25,6 @@ function connectClient(url: string): StateClient {
 
 const num = (n: number) => create(ValueSchema, { kind: { case: "numberValue", value: n } });
 const str = (s: string) => create(ValueSchema, { kind: { case: "stringValue", value: s } });
-
-async function codeOf(call: Promise<unknown>): Promise<Code | "ok"> {
-  try {
-    await call;
-    return "ok";
-  } catch (err) {
-    return ConnectError.from(err).code;
-  }
-}
 
 /** Runs the given body against a State service on real Redis + NATS and one on the embedded defaults. */
 const backends = [
