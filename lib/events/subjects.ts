@@ -22,6 +22,15 @@ export const subjects = {
     /** Every agent event. */
     anyAgent: "agentainer.executor.agent.*",
   },
+  workflow: {
+    /** A workflow run's event (payload agentainer.workflow.v1.WorkflowEvent); `entity.event` is
+     * workflow.created|started|cancelling|completed|deleted, step.starting|finished|progress, or
+     * task.started|finished. */
+    event: (entity: string, event: string, workflowId: string) =>
+      `agentainer.workflow.${entity}.${event}.${workflowId}`,
+    /** Every workflow event. */
+    any: "agentainer.workflow.>",
+  },
   pool: {
     /** A pool agent's lifecycle event (payload agentainer.pool.v1.AgentLifecycleEvent). */
     agent: (event: string, poolId: string) => `agentainer.pool.agent.${event}.${poolId}`,

@@ -36,7 +36,10 @@ export class InMemoryRunStore implements RunStore {
     return run;
   }
 
-  create(record: WorkflowRecord): Promise<void> {
+  create(
+    record: WorkflowRecord,
+    events: ReadonlyArray<{ timeMs: number; data: Uint8Array }> = [],
+  ): Promise<void> {
     if (this.runs.has(record.workflowId)) {
       return Promise.reject(
         new AlreadyExistsError(`workflow "${record.workflowId}" already exists`, {
@@ -48,7 +51,7 @@ export class InMemoryRunStore implements RunStore {
       workflow: copy(record),
       steps: new Map(),
       jobs: new Map(),
-      events: [],
+      events: events.map((e, i) => ({ sequence: i + 1, timeMs: e.timeMs, data: copy(e.data) })),
       owner: "",
       token: 0,
       claimUntilMs: 0,
@@ -80,17 +83,21 @@ export class InMemoryRunStore implements RunStore {
   ): Promise<JobRecord[]> {
     const byIndex = this.run(workflowId).jobs.get(stepId);
     if (byIndex === undefined) return [];
-    return copy(
-      [...byIndex.values()]
-        .filter((j) => j.index >= fromIndex)
-        .sort((a, b) => a.index - b.index)
-        .slice(0, limit),
-    );
+    const found: JobRecord[] = [];
+    for (let i = fromIndex; i < fromIndex + limit; i++) {
+      const j = byIndex.get(i);
+      if (j !== undefined) found.push(copy(j));
+    }
+    return found;
   }
 
   async events(workflowId: string, afterSequence: number, limit: number): Promise<StoredEvent[]> {
     const events = this.run(workflowId).events;
     return copy(events.slice(Math.max(0, afterSequence), Math.max(0, afterSequence) + limit));
+  }
+
+  async lastSequence(workflowId: string): Promise<number> {
+    return this.run(workflowId).events.length;
   }
 
   async claim(

@@ -56,6 +56,10 @@ function decodeRecord(raw: Record<string, string>): WorkflowRecord {
   };
 }
 
+function encodeEvent(e: { timeMs: number; data: Uint8Array }): string {
+  return JSON.stringify({ t: e.timeMs, d: Buffer.from(e.data).toString("base64") });
+}
+
 /** Job records carry `undefined`s; JSON drops them, and reading puts them back as absent. */
 const jobField = (stepId: string, index: number) => `${stepId}:${index}`;
 
@@ -90,13 +94,16 @@ export class RedisRunStore implements RunStore {
     return `${this.prefix}workflows`;
   }
 
-  async create(record: WorkflowRecord): Promise<void> {
+  async create(
+    record: WorkflowRecord,
+    events: ReadonlyArray<{ timeMs: number; data: Uint8Array }> = [],
+  ): Promise<void> {
     const k = this.keys(record.workflowId);
     const pairs = recordFields.flatMap((f) => [f, encodeField(f, record[f])]);
     const created = await this.scripts.run(
       "create",
       [k.wf, this.index],
-      [record.workflowId, ...pairs],
+      [record.workflowId, recordFields.length, ...pairs, ...events.map(encodeEvent)],
     );
     if (created !== 1) {
       throw new AlreadyExistsError(`workflow "${record.workflowId}" already exists`, {
@@ -156,6 +163,18 @@ export class RedisRunStore implements RunStore {
     });
   }
 
+  async lastSequence(workflowId: string): Promise<number> {
+    const k = this.keys(workflowId);
+    const [[, exists], [, length]] = (await this.redis
+      .multi()
+      .exists(k.wf)
+      .llen(k.events)
+      .exec()) as [[Error | null, number], [Error | null, number]];
+    if (exists === 0)
+      throw new NotFoundError(`no workflow "${workflowId}"`, { field: "workflow_id" });
+    return length;
+  }
+
   async claim(
     workflowId: string,
     owner: string,
@@ -190,8 +209,7 @@ export class RedisRunStore implements RunStore {
     for (const j of jobs) args.push(jobField(j.stepId, j.index), JSON.stringify(j));
     const events = change.events ?? [];
     args.push(events.length);
-    for (const e of events)
-      args.push(JSON.stringify({ t: e.timeMs, d: Buffer.from(e.data).toString("base64") }));
+    for (const e of events) args.push(encodeEvent(e));
     const r = (await this.scripts.run(
       "apply",
       [k.wf, k.steps, k.jobs, k.events],

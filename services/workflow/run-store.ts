@@ -1,4 +1,6 @@
 import type { JsonValue } from "@bufbuild/protobuf";
+import type { AttemptStatus } from "./ports.js";
+import type { JobCounts } from "./counts.js";
 import type { JobStatus, StepStatus, WorkflowStatus } from "./lifecycle.js";
 
 /** A workflow as stored: its definition request and where its run stands. */
@@ -23,6 +25,8 @@ export interface StepRecord {
   /** Tasks the step runs (1, parallelism, or the item count once known). */
   width: number;
   poolId: string;
+  /** Its tasks by status (tasks not yet dispatched count as pending). */
+  counts: JobCounts;
   startMs: number | undefined;
   endMs: number | undefined;
   /** Set once the step has ended. */
@@ -41,6 +45,10 @@ export interface JobRecord {
   containerId: string;
   containerName: string;
   poolId: string;
+  /** The pool lease the latest attempt runs under (pooled tasks), so a restarted service can end it. */
+  leaseId: string;
+  /** How the executor saw the latest attempt end; undefined while it runs. */
+  attemptStatus: AttemptStatus | undefined;
   createMs: number;
   startMs: number | undefined;
   endMs: number | undefined;
@@ -83,16 +91,21 @@ export interface RunChange {
  * time to live can be taken over, and the old holder's later writes are refused.
  */
 export interface RunStore {
-  /** ALREADY_EXISTS when the id is taken. */
-  create(record: WorkflowRecord): Promise<void>;
+  /** Stores a new run with its first events (numbered 1, 2, ...). ALREADY_EXISTS when the id is taken. */
+  create(
+    record: WorkflowRecord,
+    events?: ReadonlyArray<{ timeMs: number; data: Uint8Array }>,
+  ): Promise<void>;
   /** NOT_FOUND when unknown. */
   get(workflowId: string): Promise<WorkflowRecord>;
   list(): Promise<WorkflowRecord[]>;
   steps(workflowId: string): Promise<StepRecord[]>;
-  /** Jobs of a step by index, from `fromIndex`, at most `limit`. */
+  /** Jobs of a step with an index in [fromIndex, fromIndex + limit), by index (absent ones left out). */
   jobs(workflowId: string, stepId: string, fromIndex: number, limit: number): Promise<JobRecord[]>;
   /** Events after `afterSequence`, at most `limit`, in order. */
   events(workflowId: string, afterSequence: number, limit: number): Promise<StoredEvent[]>;
+  /** Sequence of the run's last stored event (0 before the first). NOT_FOUND when unknown. */
+  lastSequence(workflowId: string): Promise<number>;
   /**
    * Takes the run for `owner` until `nowMs + ttlMs`, or renews the owner's claim. Returns the
    * fencing token (it grows with every change of owner), or undefined when another owner's claim

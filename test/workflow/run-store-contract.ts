@@ -27,6 +27,8 @@ export function runStoreContract(name: string, make: () => RunStore): void {
     containerId: "",
     containerName: "",
     poolId: "",
+    leaseId: "",
+    attemptStatus: undefined,
     createMs: 1,
     startMs: 2,
     endMs: undefined,
@@ -109,6 +111,22 @@ export function runStoreContract(name: string, make: () => RunStore): void {
       expect(await store.jobs(r.workflowId, "other", 0, 10)).toEqual([]);
     });
 
+    it("stores a run's first events with its record, numbered from 1", async () => {
+      const store = make();
+      const r = record();
+      await store.create(r, [
+        { timeMs: 7, data: new Uint8Array([9]) },
+        { timeMs: 8, data: new Uint8Array([10]) },
+      ]);
+      expect(await store.lastSequence(r.workflowId)).toBe(2);
+      const events = await store.events(r.workflowId, 0, 10);
+      expect(events.map((e) => [e.sequence, e.timeMs, Array.from(e.data)])).toEqual([
+        [1, 7, [9]],
+        [2, 8, [10]],
+      ]);
+      expect(await kindOf(store.lastSequence("nope"))).toBe("not_found");
+    });
+
     it("numbers events without gaps and reads them from any sequence", async () => {
       const store = make();
       const r = record();
@@ -126,6 +144,7 @@ export function runStoreContract(name: string, make: () => RunStore): void {
         [5, [4]],
       ]);
       expect((await store.events(r.workflowId, 0, 2)).map((e) => e.sequence)).toEqual([1, 2]);
+      expect(await store.lastSequence(r.workflowId)).toBe(5);
       expect(await store.events(r.workflowId, 5, 10)).toEqual([]);
       await store.apply(r.workflowId, token, {
         steps: [
@@ -135,6 +154,15 @@ export function runStoreContract(name: string, make: () => RunStore): void {
             statusMessage: "",
             width: 3,
             poolId: "",
+            counts: {
+              pending: 3,
+              running: 0,
+              retrying: 0,
+              succeeded: 0,
+              failed: 0,
+              skipped: 0,
+              cancelled: 0,
+            },
             startMs: 1,
             endMs: undefined,
             output: undefined,
