@@ -6,19 +6,29 @@ import { installShutdownHandlers } from "../lib/server.js";
 const services = ["workflow", "pool", "state", "executor"] as const;
 type ServiceName = (typeof services)[number];
 
-/** Services whose implementation has not landed yet, and the issue that brings each. */
-const pending: Partial<Record<ServiceName, string>> = {
-  workflow: "issue #5 (Workflow service)",
-};
-
 const environmentHelp = `
 Environment (every service):
-  PORT                  port to listen on (pool: 7072, state: 7073, executor: 7074; 0 picks a free one)
+  PORT                  port to listen on (workflow: 7071, pool: 7072, state: 7073, executor: 7074;
+                        0 picks a free one)
   HOST                  address to bind (default 0.0.0.0)
   LOG_LEVEL             fatal|error|warn|info|debug|trace|silent (default info)
   REDIS_URL             redis://host:port; unset keeps data in memory (lost on exit)
   NATS_URL              nats://host:port; unset keeps events inside the process
   SHUTDOWN_TIMEOUT_MS   how long SIGTERM waits for calls to finish (default 10000)
+
+Workflow service (port 7071):
+  EXECUTOR_URL, POOL_URL, STATE_URL  the other services (required)
+  WORKFLOW_CLAIM_TTL_MS        a run's claim without renewal; a crashed instance's runs are
+                               resumed after it (15000)
+  WORKFLOW_LEASE_TTL_MS        lease time to live asked of the Pool, renewed at a third (60000)
+  WORKFLOW_ACQUIRE_WAIT_MS     how long a pooled task waits for an agent (300000)
+  WORKFLOW_LEASE_MAX_TASKS     consecutive tasks of a step on one leased agent (1000)
+  WORKFLOW_LEASE_MAX_AGE_MS    longest a step keeps one lease across tasks (30000)
+  WORKFLOW_PROGRESS_INTERVAL_MS  progress events coalesced to one per interval (250)
+  WORKFLOW_MAX_MAP_ITEMS       most items of a MAP step (1000000)
+  WORKFLOW_POOL_MAX_SIZE_LIMIT largest inline pool: the Pool's POOL_MAX_SIZE_LIMIT (256)
+  WORKFLOW_REDIS_PREFIX        prefix of the service's Redis keys (agentainer:workflow:)
+  WORKFLOW_INSTANCE_ID         this instance's name in run claims (hostname-pid-random)
 
 Executor service (port 7074):
   EXECUTOR_RUNTIME             auto (Docker if an engine answers, else local), docker, or local
@@ -63,14 +73,6 @@ export function serveCommand(): Command {
     .addHelpText("after", environmentHelp)
     .action(async (service: ServiceName, options: { port?: string }) => {
       const env = { ...process.env, ...(options.port === undefined ? {} : { PORT: options.port }) };
-      const missing = pending[service];
-      if (missing !== undefined) {
-        process.stderr.write(
-          `agentainer: the ${service} service is not available yet; it arrives with ${missing}\n`,
-        );
-        process.exitCode = 2;
-        return;
-      }
       try {
         const server = await startService(service, env);
         installShutdownHandlers(() => server.close(), server.logger);
@@ -97,7 +99,7 @@ async function startService(
       return (await import("../services/executor/main.js")).startExecutorService(env);
     case "pool":
       return (await import("../services/pool/main.js")).startPoolService(env);
-    default:
-      throw new Error(`the ${service} service is not available yet`);
+    case "workflow":
+      return (await import("../services/workflow/main.js")).startWorkflowService(env);
   }
 }

@@ -14,6 +14,20 @@ const codes: Record<ErrorKind, Code> = {
   cancelled: Code.Canceled,
 };
 
+/**
+ * The reverse, for a service calling another: a ConnectError from a client call becomes the
+ * domain error of the same kind (same message), so domain code can tell NOT_FOUND from
+ * UNAVAILABLE without importing Connect. Codes without a kind become UNAVAILABLE.
+ */
+export function fromConnectError(err: unknown, what: string): AgentainerError {
+  if (err instanceof AgentainerError) return err;
+  const e = ConnectError.from(err);
+  const kind = (Object.entries(codes) as Array<[ErrorKind, Code]>).find(
+    ([, c]) => c === e.code,
+  )?.[0];
+  return new AgentainerError(kind ?? "unavailable", `${what}: ${e.rawMessage}`, { cause: err });
+}
+
 /** Maps any thrown error to the ConnectError a client sees. Unknown errors become INTERNAL and are logged. */
 export function toConnectError(err: unknown, logger?: Logger, procedure?: string): ConnectError {
   if (err instanceof ConnectError) return err;

@@ -90,6 +90,12 @@ export function networkFromProto(n: NetworkMode, field: string): Network {
   }
 }
 
+export const keepToProto: Record<Keep, KeepContainer> = {
+  never: KeepContainer.NEVER,
+  always: KeepContainer.ALWAYS,
+  on_failure: KeepContainer.ON_FAILURE,
+};
+
 export function keepFromProto(k: KeepContainer, field: string): Keep {
   switch (k) {
     case KeepContainer.UNSPECIFIED:

@@ -43,7 +43,7 @@ const requestPaths: Array<[string, string]> = [
   ["config.state_ttl", "state_ttl"],
 ];
 
-function renamed(path: string): string {
+export function renamed(path: string): string {
   for (const [from, to] of requestPaths) {
     if (path === from || path.startsWith(`${from}.`) || path.startsWith(`${from}[`)) {
       return to + path.slice(from.length);

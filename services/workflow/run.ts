@@ -59,15 +59,13 @@ export interface RunServices {
 const pageSize = 1000;
 
 function describeOutcome(o: AttemptOutcome): string {
-  const head =
-    o.status === "timed_out"
-      ? "timed out"
-      : o.status === "oom_killed"
-        ? "killed: out of memory"
-        : o.exitCode !== undefined && o.exitCode !== 0
-          ? `exit code ${o.exitCode}`
-          : o.status;
-  return o.error !== "" && o.error !== head ? `${head}: ${o.error}` : head;
+  // The Executor's error already says how the attempt ended ("exited with code 3: ...",
+  // "timed out after 30s"); only an attempt without one gets its status as text.
+  if (o.error !== "") return o.error;
+  if (o.status === "timed_out") return "timed out";
+  if (o.status === "oom_killed") return "killed: out of memory";
+  if (o.exitCode !== undefined && o.exitCode !== 0) return `exited with code ${o.exitCode}`;
+  return o.status;
 }
 
 function formatMs(ms: number): string {

@@ -1,0 +1,346 @@
+// Workflow benchmark (a script, not a test): the seed's performance table, measured in one run
+// against its raw costs.
+//
+//   npx tsx bench/workflow.ts [--noop 10000] [--big 100000] [--json]
+//
+//   1. 10 parallel tasks that each sleep 1 s: cold (max_parallel 10) versus a pool of 5 agents.
+//   2. 50 such tasks: cold with max_parallel 10 versus a pool of 10 agents.
+//      Raw cost: the same containers created, started and waited for directly through dockerode,
+//      as many at a time; and the ideal wall time ceil(N / parallel) x 1 s.
+//   3. --noop no-op map items on a pool of 8 stream agents: tasks/s and the Workflow service's
+//      CPU time per task. Raw cost: the same tasks sent straight to 8 agents over the Executor's
+//      DispatchTasks stream (no workflow, no pool).
+//   4. --big no-op map items: the Workflow service's peak memory (VmHWM of its process).
+//
+// Needs a Docker engine and the local images (bash scripts/build-images.sh). State, Executor and
+// Pool run in this process; the Workflow service runs as its own process (`agentainer serve
+// workflow`, in-memory run store) so that its CPU time and peak memory are its own.
+import { spawn, type ChildProcess } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { cpus } from "node:os";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import type { JsonValue, MessageInitShape } from "@bufbuild/protobuf";
+import { createClient, type Client } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import Docker from "dockerode";
+import { Channel } from "../lib/channel.js";
+import { jsonToValue } from "../lib/json-value.js";
+import {
+  AgentMode,
+  ExecutorService,
+  type DispatchTasksRequestSchema,
+} from "../gen/agentainer/executor/v1/executor_pb.js";
+import {
+  ExecutionMode,
+  StepKind,
+  WorkflowStatus,
+  type StepSchema,
+} from "../gen/agentainer/workflow/v1/definition_pb.js";
+import { WorkflowService } from "../gen/agentainer/workflow/v1/workflow_pb.js";
+import { startExecutorService } from "../services/executor/main.js";
+import { startPoolService } from "../services/pool/main.js";
+import { startStateService } from "../services/state/main.js";
+import { markdownTable, textTable, type Column } from "./lib/table.js";
+
+const { values: flags } = parseArgs({
+  options: {
+    noop: { type: "string", default: "10000" },
+    big: { type: "string", default: "100000" },
+    json: { type: "boolean", default: false },
+  },
+});
+const noopItems = Number(flags.noop);
+const bigItems = Number(flags.big);
+const say = flags.json ? console.error : console.log;
+
+const nodeImage = "agentainer/node-agent:local";
+const shellImage = "agentainer/busybox:local";
+const flowAgent = ["node", "/agents/flow-agent.mjs"];
+const bin = fileURLToPath(new URL("../bin/agentainer.js", import.meta.url));
+
+type StepInit = MessageInitShape<typeof StepSchema>;
+
+/** CPU seconds (user + system) and peak resident memory of a process, from /proc. */
+function procStats(pid: number): { cpuSeconds: number; peakRssMiB: number } {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  const ticks = Number(fields[11]) + Number(fields[12]);
+  const status = readFileSync(`/proc/${pid}/status`, "utf8");
+  const hwm = Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? 0);
+  return { cpuSeconds: ticks / 100, peakRssMiB: hwm / 1024 };
+}
+
+interface Served {
+  child: ChildProcess;
+  client: Client<typeof WorkflowService>;
+}
+
+/** Starts `agentainer serve workflow`; its URL is read from its "server listening" log line. */
+async function serveWorkflow(env: Record<string, string>): Promise<Served> {
+  const child = spawn(process.execPath, [bin, "serve", "workflow"], {
+    env: { ...process.env, ...env },
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  const url = await new Promise<string>((resolve, reject) => {
+    let out = "";
+    child.stdout!.on("data", (chunk: Buffer) => {
+      out += chunk.toString();
+      const m = /"url":"([^"]+)"[^\n]*"msg":"server listening"/.exec(out);
+      if (m) resolve(m[1]!);
+    });
+    child.once("exit", (code) => reject(new Error(`workflow service exited (${code}): ${out}`)));
+  });
+  child.stdout!.resume();
+  return { child, client: createClient(WorkflowService, createGrpcTransport({ baseUrl: url })) };
+}
+
+async function runWorkflow(
+  client: Client<typeof WorkflowService>,
+  name: string,
+  maxParallel: number,
+  steps: StepInit[],
+): Promise<number> {
+  const t0 = performance.now();
+  const { workflow } = await client.createWorkflow({
+    name,
+    start: true,
+    config: { maxParallel },
+    steps,
+  });
+  const id = workflow!.id;
+  for await (const r of client.watchWorkflow({ workflowId: id, excludeTaskEvents: true })) {
+    const p = r.event?.payload;
+    if (p?.case === "workflowStatusChanged" && p.value.status >= WorkflowStatus.SUCCEEDED) break;
+  }
+  const seconds = (performance.now() - t0) / 1000;
+  const { workflow: done } = await client.getWorkflow({ workflowId: id });
+  if (done?.status !== WorkflowStatus.SUCCEEDED) {
+    throw new Error(`${name} ended ${WorkflowStatus[done?.status ?? 0]}: ${done?.statusMessage}`);
+  }
+  await client.deleteWorkflow({ workflowId: id });
+  return seconds;
+}
+
+const items = (n: number, item: JsonValue) => ({
+  source: {
+    case: "inline" as const,
+    value: { items: Array.from({ length: n }, () => jsonToValue(item)) },
+  },
+});
+
+function sleepers(n: number, pooled: number | undefined): StepInit {
+  return {
+    id: "work",
+    kind: StepKind.MAP,
+    image: nodeImage,
+    command: flowAgent,
+    mapItems: items(n, { sleepMs: 1000 }),
+    ...(pooled === undefined
+      ? {}
+      : {
+          execution: ExecutionMode.POOLED,
+          agentMode: AgentMode.STREAM,
+          pool: { case: "poolPolicy", value: { minSize: pooled, maxSize: pooled, warmUp: true } },
+        }),
+  };
+}
+
+/** N containers of `sleep 1`, `parallel` at a time, straight through dockerode. */
+async function bareDocker(docker: Docker, n: number, parallel: number): Promise<number> {
+  const t0 = performance.now();
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: parallel }, async () => {
+      while (next < n) {
+        next++;
+        const c = await docker.createContainer({
+          Image: shellImage,
+          Cmd: ["sleep", "1"],
+          HostConfig: { NetworkMode: "none", AutoRemove: false },
+        });
+        await c.start();
+        await c.wait();
+        await c.remove({ force: true });
+      }
+    }),
+  );
+  return (performance.now() - t0) / 1000;
+}
+
+async function main(): Promise<void> {
+  const base = { PORT: "0", HOST: "127.0.0.1", LOG_LEVEL: "warn" };
+  const state = await startStateService(base);
+  const executor = await startExecutorService({
+    ...base,
+    EXECUTOR_RUNTIME: "docker",
+    STATE_URL: state.url,
+    EXECUTOR_NODE_ID: `bench-wf-${process.pid}`,
+  });
+  const pool = await startPoolService({ ...base, EXECUTOR_URL: executor.url });
+  const env = {
+    ...base,
+    EXECUTOR_URL: executor.url,
+    POOL_URL: pool.url,
+    STATE_URL: state.url,
+    PORT: "0",
+    LOG_LEVEL: "info",
+  };
+  const docker = new Docker();
+  const exec = createClient(ExecutorService, createGrpcTransport({ baseUrl: executor.url }));
+  let served = await serveWorkflow(env);
+  const rows: string[][] = [];
+  const results: Record<string, unknown> = {};
+  try {
+    let { client } = served;
+
+    // 1 and 2: the seed's scenarios.
+    for (const [n, coldParallel, poolSize] of [
+      [10, 10, 5],
+      [50, 10, 10],
+    ] as const) {
+      const bare = await bareDocker(docker, n, coldParallel);
+      const coldWall = await runWorkflow(client, `cold-${n}`, coldParallel, [
+        sleepers(n, undefined),
+      ]);
+      const pooledWall = await runWorkflow(client, `pool-${n}`, poolSize, [sleepers(n, poolSize)]);
+      const ideal = Math.ceil(n / poolSize);
+      rows.push([
+        `${n} x 1 s, cold, max_parallel ${coldParallel}`,
+        coldWall.toFixed(2),
+        `bare Docker ${bare.toFixed(2)} s`,
+        (coldWall / bare).toFixed(2),
+      ]);
+      rows.push([
+        `${n} x 1 s, pool of ${poolSize}`,
+        pooledWall.toFixed(2),
+        `ideal ${ideal.toFixed(2)} s`,
+        (pooledWall / ideal).toFixed(2),
+      ]);
+      results[`sleep${n}`] = { bare, coldWall, pooledWall, ideal };
+    }
+
+    // 3: no-op throughput on 8 stream agents, against the bare Executor path.
+    const agents: string[] = [];
+    for (let i = 0; i < 8; i++) {
+      const r = await exec.createAgent({
+        spec: { image: nodeImage, command: flowAgent, mode: AgentMode.STREAM },
+      });
+      agents.push(r.agent!.agentId);
+    }
+    const bareT0 = performance.now();
+    const requests = new Channel<MessageInitShape<typeof DispatchTasksRequestSchema>>();
+    let sent = 0;
+    const free = [...agents];
+    const send = () => {
+      while (free.length > 0 && sent < noopItems) {
+        const agentId = free.pop()!;
+        requests.push({
+          callId: `${sent}|${agentId}`,
+          task: {
+            agentId,
+            ref: { workflowId: "bench-bare", stepId: "noop", index: sent },
+            input: jsonToValue({ item: null }),
+          },
+        });
+        sent++;
+      }
+      if (sent === noopItems) requests.close();
+    };
+    send();
+    let answered = 0;
+    for await (const res of exec.dispatchTasks(requests)) {
+      answered++;
+      free.push(res.callId.split("|")[1]!);
+      if (answered === noopItems) break;
+      send();
+    }
+    const bareSeconds = (performance.now() - bareT0) / 1000;
+    for (const agentId of agents) await exec.destroyAgent({ agentId, force: true });
+
+    const before = procStats(served.child.pid!);
+    const noopWall = await runWorkflow(client, "noop", 8, [
+      {
+        id: "noop",
+        kind: StepKind.MAP,
+        image: nodeImage,
+        command: flowAgent,
+        execution: ExecutionMode.POOLED,
+        agentMode: AgentMode.STREAM,
+        pool: { case: "poolPolicy", value: { minSize: 8, maxSize: 8, warmUp: true } },
+        mapItems: items(noopItems, null),
+      },
+    ]);
+    const after = procStats(served.child.pid!);
+    const cpuMsPerTask = ((after.cpuSeconds - before.cpuSeconds) * 1000) / noopItems;
+    rows.push([
+      `${noopItems} no-op items, pool of 8 stream agents`,
+      noopWall.toFixed(2),
+      `bare DispatchTasks ${bareSeconds.toFixed(2)} s`,
+      (noopWall / bareSeconds).toFixed(2),
+    ]);
+    results.noop = {
+      items: noopItems,
+      wall: noopWall,
+      tasksPerSecond: noopItems / noopWall,
+      bareSeconds,
+      bareTasksPerSecond: noopItems / bareSeconds,
+      workflowCpuMsPerTask: cpuMsPerTask,
+      addedWallMsPerTaskPerAgent: ((noopWall - bareSeconds) * 1000 * 8) / noopItems,
+    };
+
+    // 4: peak memory of a fresh Workflow process running a 100k-item map.
+    served.child.kill("SIGTERM");
+    served = await serveWorkflow(env);
+    client = served.client;
+    const idle = procStats(served.child.pid!);
+    const bigWall = await runWorkflow(client, "big", 8, [
+      {
+        id: "noop",
+        kind: StepKind.MAP,
+        image: nodeImage,
+        command: flowAgent,
+        execution: ExecutionMode.POOLED,
+        agentMode: AgentMode.STREAM,
+        pool: { case: "poolPolicy", value: { minSize: 8, maxSize: 8, warmUp: true } },
+        mapItems: items(bigItems, null),
+      },
+    ]);
+    const big = procStats(served.child.pid!);
+    rows.push([
+      `${bigItems} no-op items, pool of 8`,
+      bigWall.toFixed(2),
+      `peak RSS ${big.peakRssMiB.toFixed(0)} MiB (idle ${idle.peakRssMiB.toFixed(0)})`,
+      "-",
+    ]);
+    results.big = {
+      items: bigItems,
+      wall: bigWall,
+      tasksPerSecond: bigItems / bigWall,
+      peakRssMiB: big.peakRssMiB,
+      idlePeakRssMiB: idle.peakRssMiB,
+    };
+
+    const columns: Column[] = [
+      { title: "scenario" },
+      { title: "wall s", right: true },
+      { title: "raw cost (same run)" },
+      { title: "ratio", right: true },
+    ];
+    say(`\nWorkflow benchmark on ${cpus().length} cores\n`);
+    say(textTable(columns, rows));
+    const n = results.noop as { tasksPerSecond: number; workflowCpuMsPerTask: number };
+    say(
+      `\nno-op throughput: ${n.tasksPerSecond.toFixed(0)} tasks/s; Workflow service CPU ${n.workflowCpuMsPerTask.toFixed(3)} ms per task`,
+    );
+    say("\n" + markdownTable(columns, rows));
+    if (flags.json) console.log(JSON.stringify(results, null, 2));
+  } finally {
+    served.child.kill("SIGTERM");
+    await pool.close();
+    await executor.close();
+    await state.close();
+  }
+}
+
+await main();
