@@ -103,6 +103,9 @@ describe("a Workflow service killed with SIGKILL mid-map", () => {
     );
     child.kill("SIGKILL");
     await new Promise((r) => child!.once("exit", r));
+    // Killed mid-map: some items had finished, others had not.
+    const atKill = (await mesh.clients.state.get({ workflowId: id, key: "counter" })).value;
+    expect(Number(atKill?.kind.value)).toBeLessThan(40);
 
     child = await serveWorkflow(env);
     const done = await waitForEnd(c, id, 120_000);
