@@ -19,7 +19,7 @@ import {
   type Job,
   type Workflow,
 } from "../../gen/agentainer/workflow/v1/workflow_pb.js";
-import { totalOf, type JobCounts } from "./counts.js";
+import { sumCounts, totalOf, type JobCounts } from "./counts.js";
 import type { JobStatus, StepStatus, WorkflowStatus } from "./lifecycle.js";
 import type { AttemptStatus } from "./ports.js";
 import type { JobRecord, StepRecord, WorkflowRecord } from "./run-store.js";
@@ -139,22 +139,7 @@ export function workflowToProto(
   opts: { summary: boolean; withOutputs: boolean },
 ): Workflow {
   const r = v.record;
-  const counts = v.steps.map((s) => s.counts);
-  const total = counts.reduce(
-    (sum, c) => {
-      for (const k of Object.keys(sum) as JobStatus[]) sum[k] += c[k];
-      return sum;
-    },
-    {
-      pending: 0,
-      running: 0,
-      retrying: 0,
-      succeeded: 0,
-      failed: 0,
-      skipped: 0,
-      cancelled: 0,
-    } as JobCounts,
-  );
+  const total = sumCounts(v.steps.map((s) => s.counts));
   return create(WorkflowSchema, {
     id: r.workflowId,
     name: r.name,

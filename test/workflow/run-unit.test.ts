@@ -1,0 +1,363 @@
+// The workflow engine against in-memory fakes of the Executor, Pool and State: scheduling caps,
+// lease reuse, retries, failure strategies and resume, deterministic and fast. The same paths
+// run for real (Docker, Redis, NATS) in workflow-docker.test.ts and resume.test.ts.
+import { create, type JsonValue } from "@bufbuild/protobuf";
+import { describe, expect, it } from "vitest";
+import { FailedPreconditionError } from "../../lib/errors.js";
+import { InProcessEventBus } from "../../lib/events/in-process-event-bus.js";
+import { jsonToValue } from "../../lib/json-value.js";
+import { createLogger } from "../../lib/logger.js";
+import { AgentMode } from "../../gen/agentainer/executor/v1/executor_pb.js";
+import {
+  Backoff,
+  ExecutionMode,
+  FailureMode,
+  StepKind,
+} from "../../gen/agentainer/workflow/v1/definition_pb.js";
+import {
+  CreateWorkflowRequestSchema,
+  type CreateWorkflowRequest,
+} from "../../gen/agentainer/workflow/v1/workflow_pb.js";
+import { emptyCounts } from "../../services/workflow/counts.js";
+import { WorkflowEngine } from "../../services/workflow/engine.js";
+import { InMemoryRunStore } from "../../services/workflow/memory-run-store.js";
+import { fillJobs, readToken, writeToken } from "../../services/workflow/paging.js";
+import type {
+  AgentPools,
+  AttemptOutcome,
+  AttemptRef,
+  AttemptSpec,
+  TaskRunner,
+  WorkflowState,
+} from "../../services/workflow/ports.js";
+import type { StepRecord } from "../../services/workflow/run-store.js";
+import { eventually } from "../support/await.js";
+
+/** An Executor that runs attempts in memory: `item.fail`, `item.failAttempts`, `item.ms`. */
+class FakeTasks implements TaskRunner {
+  running = 0;
+  peak = 0;
+  runs: string[] = [];
+  known = new Map<string, Promise<AttemptOutcome>>();
+  cancelled: string[] = [];
+  private hold = new Map<string, () => void>();
+
+  private run(ref: AttemptRef, spec: AttemptSpec): Promise<AttemptOutcome> {
+    const existing = this.known.get(ref.taskId);
+    if (existing) return existing;
+    this.runs.push(ref.taskId);
+    const doc = spec.input as { item?: { fail?: boolean; failAttempts?: number; ms?: number } };
+    const item = doc.item ?? {};
+    this.running++;
+    this.peak = Math.max(this.peak, this.running);
+    const p = new Promise<AttemptOutcome>((resolve) => {
+      const finish = (status: AttemptOutcome["status"], error = "") => {
+        this.running--;
+        resolve({
+          status,
+          exitCode: status === "succeeded" ? 0 : 1,
+          error,
+          result: status === "succeeded" ? { index: ref.index } : undefined,
+          containerId: "",
+          containerName: "",
+          agentId: "",
+          agentBroken: false,
+        });
+      };
+      this.hold.set(ref.taskId, () => finish("cancelled", "cancelled"));
+      setTimeout(() => {
+        if (!this.hold.delete(ref.taskId)) return;
+        if (item.fail || (item.failAttempts ?? 0) >= ref.attempt)
+          finish("failed", `item ${ref.index} failed`);
+        else finish("succeeded");
+      }, item.ms ?? 1);
+    });
+    this.known.set(ref.taskId, p);
+    return p;
+  }
+  runCold(ref: AttemptRef, spec: AttemptSpec) {
+    return this.run(ref, spec);
+  }
+  runOnAgent(_agent: string, _mode: "exec" | "stream", ref: AttemptRef, spec: AttemptSpec) {
+    return this.run(ref, spec);
+  }
+  async awaitExisting(taskId: string) {
+    return this.known.get(taskId);
+  }
+  async cancel(taskId: string) {
+    this.cancelled.push(taskId);
+    this.hold.get(taskId)?.();
+    this.hold.delete(taskId);
+  }
+}
+
+class FakePools implements AgentPools {
+  acquires = 0;
+  releases: string[] = [];
+  pools = new Set<string>();
+  private n = 0;
+  async ensurePool(p: { poolId: string }) {
+    this.pools.add(p.poolId);
+  }
+  async describePool() {
+    return { image: "img", mode: "stream" as const, maxSize: 4, active: true };
+  }
+  async acquire(poolId: string) {
+    this.acquires++;
+    const n = this.n++;
+    return { leaseId: `l${n}`, poolId, agentId: `a${n}`, containerId: `c${n}` };
+  }
+  async renew() {}
+  async release(leaseId: string, _h: string, outcome: string) {
+    this.releases.push(`${leaseId}:${outcome}`);
+  }
+  async deletePool(poolId: string) {
+    this.pools.delete(poolId);
+  }
+}
+
+const state: WorkflowState = {
+  create: async () => {},
+  get: async () => undefined,
+  expire: async () => {},
+  remove: async () => {},
+};
+
+function engine(store = new InMemoryRunStore(), tasks = new FakeTasks(), pools = new FakePools()) {
+  const e = new WorkflowEngine({
+    store,
+    tasks,
+    pools,
+    state,
+    bus: new InProcessEventBus(),
+    logger: createLogger({ name: "test", level: "silent" }),
+    checkImage: async () => {},
+    limits: { poolMaxSizeLimit: 256, maxMapItems: 1_000_000 },
+    settings: {
+      leaseTtlMs: 60_000,
+      acquireWaitMs: 1000,
+      leaseMaxTasks: 1000,
+      leaseMaxAgeMs: 60_000,
+      progressIntervalMs: 20,
+      maxMapItems: 1_000_000,
+    },
+    owner: `o-${Math.random()}`,
+    claimTtlMs: 60_000,
+  });
+  return { e, store, tasks, pools };
+}
+
+const items = (list: JsonValue[]) => ({
+  source: { case: "inline" as const, value: { items: list.map((i) => jsonToValue(i)) } },
+});
+
+function request(init: Parameters<typeof create<typeof CreateWorkflowRequestSchema>>[1]) {
+  return create(CreateWorkflowRequestSchema, init) as CreateWorkflowRequest;
+}
+
+async function ended(e: WorkflowEngine, id: string) {
+  await eventually(async () => {
+    const s = await e.get(id);
+    return ["succeeded", "partially_succeeded", "failed", "cancelled"].includes(s.record.status);
+  }, 10_000);
+  return e.get(id);
+}
+
+describe("the workflow engine on fakes", () => {
+  it("never runs more than max_parallel tasks, nor more than a step's max_workers", async () => {
+    const { e, tasks } = engine();
+    const id = await e.create(
+      request({
+        name: "caps",
+        start: true,
+        config: { maxParallel: 5 },
+        steps: [
+          { id: "a", kind: StepKind.MAP, image: "i", mapItems: items(Array(40).fill({ ms: 5 })) },
+          {
+            id: "b",
+            kind: StepKind.MAP,
+            image: "i",
+            maxWorkers: 2,
+            mapItems: items(Array(20).fill({ ms: 5 })),
+          },
+        ],
+      }),
+    );
+    const s = await ended(e, id);
+    expect(s.record.status).toBe("succeeded");
+    expect(tasks.peak).toBe(5);
+    expect(tasks.runs).toHaveLength(60);
+    await e.close();
+  });
+
+  it("keeps a lease for the step's next task instead of acquiring each time", async () => {
+    const { e, pools } = engine();
+    const id = await e.create(
+      request({
+        name: "leases",
+        start: true,
+        config: { maxParallel: 4 },
+        steps: [
+          {
+            id: "m",
+            kind: StepKind.MAP,
+            image: "i",
+            execution: ExecutionMode.POOLED,
+            agentMode: AgentMode.STREAM,
+            pool: { case: "poolPolicy", value: { maxSize: 4 } },
+            mapItems: items(Array(100).fill({})),
+          },
+        ],
+      }),
+    );
+    const s = await ended(e, id);
+    expect(s.record.status).toBe("succeeded");
+    expect(pools.acquires).toBeLessThanOrEqual(8);
+    expect(pools.releases).toHaveLength(pools.acquires);
+    expect(pools.pools.size).toBe(0); // the inline pool went with the run
+    await e.close();
+  });
+
+  it("retries only the failing item, and gives a failed agent back as failed", async () => {
+    const { e, tasks, pools } = engine();
+    const id = await e.create(
+      request({
+        name: "retry",
+        start: true,
+        steps: [
+          {
+            id: "m",
+            kind: StepKind.MAP,
+            image: "i",
+            execution: ExecutionMode.POOLED,
+            agentMode: AgentMode.STREAM,
+            pool: { case: "poolPolicy", value: { maxSize: 2 } },
+            retry: {
+              maxAttempts: 3,
+              backoff: Backoff.CONSTANT,
+              initialDelay: { nanos: 10_000_000 },
+            },
+            mapItems: items([{ failAttempts: 2 }, {}, {}]),
+          },
+        ],
+      }),
+    );
+    const s = await ended(e, id);
+    expect(s.record.status).toBe("succeeded");
+    expect(tasks.runs.filter((t) => t.includes(".m.0."))).toHaveLength(3);
+    expect(tasks.runs.filter((t) => t.includes(".m.1."))).toHaveLength(1);
+    expect(pools.releases.filter((r) => r.endsWith(":failed"))).toHaveLength(2);
+    await e.close();
+  });
+
+  it("under continue_on_partial, a step past its tolerance fails alone; its independent sibling finishes", async () => {
+    const { e } = engine();
+    const id = await e.create(
+      request({
+        name: "tolerance",
+        start: true,
+        config: { failure: { mode: FailureMode.CONTINUE_ON_PARTIAL, maxFailedTasks: 1 } },
+        steps: [
+          {
+            id: "bad",
+            kind: StepKind.MAP,
+            image: "i",
+            mapItems: items([{ fail: true }, { fail: true }, {}]),
+          },
+          { id: "after", image: "i", dependsOn: ["bad"] },
+          {
+            id: "other",
+            kind: StepKind.MAP,
+            image: "i",
+            mapItems: items([{ ms: 50 }, { ms: 50 }]),
+          },
+        ],
+      }),
+    );
+    const s = await ended(e, id);
+    const by = new Map(s.steps.map((x) => [x.stepId, x]));
+    expect(s.record.status).toBe("failed");
+    expect(by.get("bad")!.status).toBe("failed");
+    expect(by.get("bad")!.statusMessage).toContain("past the tolerance");
+    expect(by.get("after")!.status).toBe("cancelled");
+    expect(by.get("other")!.status).toBe("succeeded");
+    await e.close();
+  });
+
+  it("resumes a run from the store after its driver is gone, without re-running finished tasks", async () => {
+    const store = new InMemoryRunStore();
+    const tasks = new FakeTasks();
+    const first = engine(store, tasks);
+    const id = await first.e.create(
+      request({
+        name: "resume",
+        start: true,
+        config: { maxParallel: 2 },
+        steps: [
+          { id: "m", kind: StepKind.MAP, image: "i", mapItems: items(Array(10).fill({ ms: 30 })) },
+        ],
+      }),
+    );
+    await eventually(
+      async () =>
+        (await store.jobs(id, "m", 0, 10)).filter((j) => j.status === "succeeded").length >= 3,
+    );
+    await first.e.close(); // stops driving; its claim stays until it lapses
+    const before = tasks.runs.length;
+    // A new instance (another owner) takes over once the claim has lapsed.
+    const second = new WorkflowEngine({
+      ...(first.e as unknown as { o: ConstructorParameters<typeof WorkflowEngine>[0] }).o,
+      owner: "second",
+      claimTtlMs: 60_000,
+      now: () => Date.now() + 120_000,
+    });
+    await second.start();
+    const s = await ended(second, id);
+    expect(s.record.status).toBe("succeeded");
+    // Tasks in flight at the switch were picked up by id, not run again.
+    expect(new Set(tasks.runs).size).toBe(tasks.runs.length);
+    expect(tasks.runs.length).toBe(10);
+    expect(before).toBeLessThan(10);
+    // The first owner's token is stale: it can no longer write.
+    await expect(store.apply(id, 1, {})).rejects.toBeInstanceOf(FailedPreconditionError);
+    await second.close();
+  });
+});
+
+describe("job listing helpers", () => {
+  const step = (status: StepRecord["status"]): StepRecord => ({
+    stepId: "m",
+    status,
+    statusMessage: "",
+    width: 4,
+    poolId: "",
+    counts: emptyCounts(),
+    startMs: 10,
+    endMs: status === "running" ? undefined : 20,
+    output: undefined,
+  });
+
+  it("fills the tasks not dispatched yet: PENDING while the step runs, CANCELLED once it ended", () => {
+    const stored = [{ ...fillJobs(step("running"), [], 1, 1)[0]!, status: "succeeded" as const }];
+    expect(fillJobs(step("running"), stored, 0, 4).map((j) => j.status)).toEqual([
+      "pending",
+      "succeeded",
+      "pending",
+      "pending",
+    ]);
+    expect(fillJobs(step("failed"), stored, 0, 4).map((j) => j.status)).toEqual([
+      "cancelled",
+      "succeeded",
+      "cancelled",
+      "cancelled",
+    ]);
+  });
+
+  it("binds page tokens to their filters and rejects malformed ones", () => {
+    const t = writeToken("f1", 50);
+    expect(readToken(t, "f1")).toBe(50);
+    expect(readToken("", "f1")).toBe(0);
+    expect(() => readToken(t, "f2")).toThrow(/other filters/);
+    expect(() => readToken("%%%", "f1")).toThrow(/malformed/);
+  });
+});
