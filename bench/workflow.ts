@@ -4,13 +4,16 @@
 //   npx tsx bench/workflow.ts [--noop 10000] [--big 100000] [--json]
 //
 //   1. 10 parallel tasks that each sleep 1 s: cold (max_parallel 10) versus a pool of 5 agents.
-//   2. 50 such tasks: cold with max_parallel 10 versus a pool of 10 agents.
+//   2. 50 such tasks: cold with max_parallel 10 versus a pool of 10 agents. Pools both ways: an
+//      inline pool (created when the workflow starts: its warm-up is in the wall time) and a pool
+//      created and warmed beforehand (a shared pool, the way warm pools are meant to be used).
 //      Raw cost: the same containers created, started and waited for directly through dockerode,
 //      as many at a time; and the ideal wall time ceil(N / parallel) x 1 s.
-//   3. --noop no-op map items on a pool of 8 stream agents: tasks/s and the Workflow service's
+//   3. --noop no-op map items on a pre-warmed pool of 8 stream agents: tasks/s and the Workflow service's
 //      CPU time per task. Raw cost: the same tasks sent straight to 8 agents over the Executor's
 //      DispatchTasks stream (no workflow, no pool).
-//   4. --big no-op map items: the Workflow service's peak memory (VmHWM of its process).
+//   4. --big no-op map items: the Workflow service's peak memory (VmHWM of its process), with its
+//      runs in Redis (a redis-server started for the run) as in the mesh.
 //
 // Needs a Docker engine and the local images (bash scripts/build-images.sh). State, Executor and
 // Pool run in this process; the Workflow service runs as its own process (`agentainer serve
@@ -37,10 +40,12 @@ import {
   WorkflowStatus,
   type StepSchema,
 } from "../gen/agentainer/workflow/v1/definition_pb.js";
+import { PoolService } from "../gen/agentainer/pool/v1/pool_pb.js";
 import { WorkflowService } from "../gen/agentainer/workflow/v1/workflow_pb.js";
 import { startExecutorService } from "../services/executor/main.js";
 import { startPoolService } from "../services/pool/main.js";
 import { startStateService } from "../services/state/main.js";
+import { startRedisServer } from "../test/support/servers.js";
 import { markdownTable, textTable, type Column } from "./lib/table.js";
 
 const { values: flags } = parseArgs({
@@ -129,7 +134,31 @@ const items = (n: number, item: JsonValue) => ({
   },
 });
 
-function sleepers(n: number, pooled: number | undefined): StepInit {
+/** A pool created ahead and warmed to `size` idle stream agents, as a shared pool would be. */
+async function warmPool(pools: Client<typeof PoolService>, poolId: string, size: number) {
+  await pools.createPool({
+    poolId,
+    template: { image: nodeImage, command: flowAgent, mode: AgentMode.STREAM },
+    policy: { minSize: size, maxSize: size, warmUp: true },
+  });
+  for (;;) {
+    const { pool } = await pools.getPool({ poolId });
+    if ((pool?.metrics?.idle ?? 0) >= size) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+function sleepers(n: number, pooled: number | string | undefined): StepInit {
+  if (typeof pooled === "string") {
+    return {
+      id: "work",
+      kind: StepKind.MAP,
+      image: nodeImage,
+      mapItems: items(n, { sleepMs: 1000 }),
+      execution: ExecutionMode.POOLED,
+      pool: { case: "poolId", value: pooled },
+    };
+  }
   return {
     id: "work",
     kind: StepKind.MAP,
@@ -188,7 +217,9 @@ async function main(): Promise<void> {
   };
   const docker = new Docker();
   const exec = createClient(ExecutorService, createGrpcTransport({ baseUrl: executor.url }));
+  const pools = createClient(PoolService, createGrpcTransport({ baseUrl: pool.url }));
   let served = await serveWorkflow(env);
+  let redis: Awaited<ReturnType<typeof startRedisServer>> | undefined;
   const rows: string[][] = [];
   const results: Record<string, unknown> = {};
   try {
@@ -204,6 +235,10 @@ async function main(): Promise<void> {
         sleepers(n, undefined),
       ]);
       const pooledWall = await runWorkflow(client, `pool-${n}`, poolSize, [sleepers(n, poolSize)]);
+      const poolId = `bench-warm-${n}`;
+      await warmPool(pools, poolId, poolSize);
+      const warmWall = await runWorkflow(client, `warm-${n}`, poolSize, [sleepers(n, poolId)]);
+      await pools.deletePool({ poolId, force: true });
       const ideal = Math.ceil(n / poolSize);
       rows.push([
         `${n} x 1 s, cold, max_parallel ${coldParallel}`,
@@ -212,12 +247,18 @@ async function main(): Promise<void> {
         (coldWall / bare).toFixed(2),
       ]);
       rows.push([
-        `${n} x 1 s, pool of ${poolSize}`,
+        `${n} x 1 s, inline pool of ${poolSize} (warm-up included)`,
         pooledWall.toFixed(2),
         `ideal ${ideal.toFixed(2)} s`,
         (pooledWall / ideal).toFixed(2),
       ]);
-      results[`sleep${n}`] = { bare, coldWall, pooledWall, ideal };
+      rows.push([
+        `${n} x 1 s, pre-warmed pool of ${poolSize}`,
+        warmWall.toFixed(2),
+        `ideal ${ideal.toFixed(2)} s`,
+        (warmWall / ideal).toFixed(2),
+      ]);
+      results[`sleep${n}`] = { bare, coldWall, pooledWall, warmWall, ideal };
     }
 
     // 3: no-op throughput on 8 stream agents, against the bare Executor path.
@@ -258,23 +299,22 @@ async function main(): Promise<void> {
     const bareSeconds = (performance.now() - bareT0) / 1000;
     for (const agentId of agents) await exec.destroyAgent({ agentId, force: true });
 
+    await warmPool(pools, "bench-noop", 8);
     const before = procStats(served.child.pid!);
     const noopWall = await runWorkflow(client, "noop", 8, [
       {
         id: "noop",
         kind: StepKind.MAP,
         image: nodeImage,
-        command: flowAgent,
         execution: ExecutionMode.POOLED,
-        agentMode: AgentMode.STREAM,
-        pool: { case: "poolPolicy", value: { minSize: 8, maxSize: 8, warmUp: true } },
+        pool: { case: "poolId", value: "bench-noop" },
         mapItems: items(noopItems, null),
       },
     ]);
     const after = procStats(served.child.pid!);
     const cpuMsPerTask = ((after.cpuSeconds - before.cpuSeconds) * 1000) / noopItems;
     rows.push([
-      `${noopItems} no-op items, pool of 8 stream agents`,
+      `${noopItems} no-op items, pre-warmed pool of 8 stream agents`,
       noopWall.toFixed(2),
       `bare DispatchTasks ${bareSeconds.toFixed(2)} s`,
       (noopWall / bareSeconds).toFixed(2),
@@ -289,9 +329,10 @@ async function main(): Promise<void> {
       addedWallMsPerTaskPerAgent: ((noopWall - bareSeconds) * 1000 * 8) / noopItems,
     };
 
-    // 4: peak memory of a fresh Workflow process running a 100k-item map.
+    // 4: peak memory of a fresh Workflow process, its runs in Redis, running a 100k-item map.
     served.child.kill("SIGTERM");
-    served = await serveWorkflow(env);
+    redis = await startRedisServer();
+    served = await serveWorkflow({ ...env, REDIS_URL: redis.url });
     client = served.client;
     const idle = procStats(served.child.pid!);
     const bigWall = await runWorkflow(client, "big", 8, [
@@ -299,16 +340,14 @@ async function main(): Promise<void> {
         id: "noop",
         kind: StepKind.MAP,
         image: nodeImage,
-        command: flowAgent,
         execution: ExecutionMode.POOLED,
-        agentMode: AgentMode.STREAM,
-        pool: { case: "poolPolicy", value: { minSize: 8, maxSize: 8, warmUp: true } },
+        pool: { case: "poolId", value: "bench-noop" },
         mapItems: items(bigItems, null),
       },
     ]);
     const big = procStats(served.child.pid!);
     rows.push([
-      `${bigItems} no-op items, pool of 8`,
+      `${bigItems} no-op items, pre-warmed pool of 8, runs in Redis`,
       bigWall.toFixed(2),
       `peak RSS ${big.peakRssMiB.toFixed(0)} MiB (idle ${idle.peakRssMiB.toFixed(0)})`,
       "-",
@@ -337,6 +376,8 @@ async function main(): Promise<void> {
     if (flags.json) console.log(JSON.stringify(results, null, 2));
   } finally {
     served.child.kill("SIGTERM");
+    await pools.deletePool({ poolId: "bench-noop", force: true }).catch(() => {});
+    await redis?.stop();
     await pool.close();
     await executor.close();
     await state.close();

@@ -1,5 +1,7 @@
 import { execFileSync } from "node:child_process";
+import { fromBinary } from "@bufbuild/protobuf";
 import { Code } from "@connectrpc/connect";
+import { connect as natsConnect } from "nats";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { AgentMode } from "../../gen/agentainer/executor/v1/executor_pb.js";
 import {
@@ -11,6 +13,7 @@ import {
   StepStatus,
   WorkflowStatus,
 } from "../../gen/agentainer/workflow/v1/definition_pb.js";
+import { WorkflowEventSchema } from "../../gen/agentainer/workflow/v1/events_pb.js";
 import { labels } from "../../services/executor/contract.js";
 import { codeOf, eventually } from "../support/await.js";
 import { flowAgent, nodeImage, startMesh, type Mesh } from "./mesh.js";
@@ -100,6 +103,43 @@ describe("workflows on the real mesh (Docker, Redis, NATS)", () => {
     expect(t(jobs[1]!, "startTime")).toBeGreaterThanOrEqual(t(jobs[0]!, "endTime"));
     expect(t(jobs[2]!, "startTime")).toBeGreaterThanOrEqual(t(jobs[1]!, "endTime"));
     expect(containersOf(workflow!.id)).toEqual([]);
+  });
+
+  it("announces the run's events on NATS, stored first, in the order WatchWorkflow replays them", async () => {
+    const c = mesh.clients.workflow;
+    const nc = await natsConnect({ servers: inject("natsUrl") });
+    const seen: Array<{ subject: string; sequence: bigint }> = [];
+    try {
+      const workflowId = `wf-nats-${Date.now()}`;
+      nc.subscribe(`agentainer.workflow.*.*.${workflowId}`, {
+        callback: (_err, m) => {
+          seen.push({
+            subject: m.subject,
+            sequence: fromBinary(WorkflowEventSchema, m.data).sequence,
+          });
+        },
+      });
+      await nc.flush();
+      await c.createWorkflow({ workflowId, name: "events", start: true, steps: [cold("a")] });
+      await waitForEnd(c, workflowId);
+      const replayed = [];
+      for await (const r of c.watchWorkflow({ workflowId, afterSequence: 0n }))
+        replayed.push(r.event!);
+      await eventually(() => seen.length === replayed.length);
+      const bySequence = [...seen].sort((a, b) => Number(a.sequence - b.sequence));
+      expect(bySequence.map((e) => e.sequence)).toEqual(replayed.map((e) => e.sequence));
+      const subjects = bySequence.map((e) => e.subject.split(".").slice(2, 4).join("."));
+      expect(subjects[0]).toBe("workflow.created");
+      expect(subjects[1]).toBe("workflow.started");
+      expect(subjects).toContain("step.starting");
+      expect(subjects).toContain("task.started");
+      expect(subjects).toContain("task.finished");
+      expect(subjects).toContain("step.finished");
+      expect(subjects.at(-1)).toBe("workflow.completed");
+      expect(replayed.at(-1)!.payload.case).toBe("workflowStatusChanged");
+    } finally {
+      await nc.close();
+    }
   });
 
   it("runs a diamond whose middle steps overlap in time", async () => {
