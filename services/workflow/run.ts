@@ -155,13 +155,23 @@ export class Run {
 
   /** Picks a RUNNING or CANCELLING run up where the store says it stands. */
   async resume(): Promise<void> {
+    const mustStop: StepRun[] = [];
     for (const step of this.steps.values()) {
       if (!step.isActive) continue;
       await this.prepareInputs(step);
       await this.reload(step);
       this.armStepTimer(step);
+      const c = step.record.counts;
+      const tally = { width: step.width, ...c };
+      if (
+        c.failed + c.cancelled > 0 &&
+        stepMustStop(step.def.kind, tally, this.def.settings.failure)
+      )
+        mustStop.push(step);
     }
     this.arm();
+    // A step that had already failed past its strategy when the service stopped stops again.
+    for (const step of mustStop) this.stepFailed(step, step.firstFailure || "tasks failed");
     if (this.record.status === "cancelling") {
       this.stopAll("cancelled", this.record.statusMessage || "cancelled");
     }
@@ -196,6 +206,7 @@ export class Run {
     this.done = true;
     this.clearTimers();
     for (const step of this.steps.values()) {
+      this.releaseIdle(step);
       for (const f of step.flights.values()) f.abort.abort();
       for (const r of step.retrying.values()) if (r.timer) clearTimeout(r.timer);
       if (step.timer) clearTimeout(step.timer);
