@@ -514,7 +514,12 @@ class DockerProcess implements RuntimeProcess {
   }
 
   async kill(signal: NodeJS.Signals = "SIGKILL"): Promise<void> {
-    const info = await this.inspectExec();
+    let info = await this.inspectExec();
+    // Docker may report a starting exec as running before it has a pid: give it a moment.
+    for (let i = 0; i < 20 && info.Running && info.Pid <= 0; i++) {
+      await delay(25);
+      info = await this.inspectExec();
+    }
     if (!info.Running) return;
     // Docker has no API to signal an exec'd process: signal its host pid when this process can
     // see it (same pid namespace, enough privilege).
@@ -525,8 +530,10 @@ class DockerProcess implements RuntimeProcess {
       } catch {
         // EPERM, or it just exited: fall through
       }
-      if (!(await this.inspectExec()).Running) return;
     }
+    // The check fails too when the process has just exited (its /proc entry is gone): then there
+    // is nothing to stop, and the agent must not be killed for it.
+    if (!(await this.inspectExec()).Running) return;
     // Not reachable alone: the signal goes to the container's main process, so the agent goes
     // down with the exec (executor.proto, CancelTask: "If a warm task cannot be stopped alone
     // ..., its agent is killed").
