@@ -322,21 +322,70 @@ describe("the workflow engine on fakes", () => {
     await expect(store.apply(id, 1, {})).rejects.toBeInstanceOf(FailedPreconditionError);
     await second.close();
   });
+  it("on resume, a step that had failed past its strategy stops again instead of running on", async () => {
+    const store = new InMemoryRunStore();
+    const tasks = new FakeTasks();
+    const a = engine(store, tasks);
+    const id = await a.e.create(
+      request({
+        name: "stopped",
+        steps: [
+          {
+            id: "m",
+            kind: StepKind.MAP,
+            image: "i",
+            mapItems: items(Array(6).fill({ ms: 60_000 })),
+          },
+        ],
+      }),
+    );
+    await a.e.close();
+    // The store as a crashed instance left it: item 0 failed for good (FAIL_FAST), item 1 running.
+    const token = (await store.claim(id, "crashed", 1, 0)) as number;
+    const job = (index: number, status: "failed" | "running") => ({
+      ...fillJobs({ ...step("running"), width: 6 }, [], index, 1)[0]!,
+      status,
+      attempt: 1,
+      attemptTaskId: `${id}.m.${index}.1`,
+      startMs: 1,
+      error: status === "failed" ? "boom" : "",
+    });
+    await store.apply(id, token, {
+      workflow: { status: "running", startMs: 1 },
+      steps: [
+        {
+          ...step("running"),
+          width: 6,
+          counts: { ...emptyCounts(), pending: 4, running: 1, failed: 1 },
+        },
+      ],
+      jobs: [job(0, "failed"), job(1, "running")],
+    });
+    const b = engine(store, tasks);
+    await b.e.start();
+    const s = await ended(b.e, id);
+    expect(s.record.status).toBe("failed");
+    expect(s.steps[0]!.status).toBe("failed");
+    // Nothing new was launched; the running attempt was looked up and stopped.
+    expect(tasks.runs.filter((t) => !t.endsWith(".1.1"))).toEqual([]);
+    expect(s.steps[0]!.counts).toMatchObject({ failed: 1, pending: 0 });
+    await b.e.close();
+  });
+});
+
+const step = (status: StepRecord["status"]): StepRecord => ({
+  stepId: "m",
+  status,
+  statusMessage: "",
+  width: 4,
+  poolId: "",
+  counts: emptyCounts(),
+  startMs: 10,
+  endMs: status === "running" ? undefined : 20,
+  output: undefined,
 });
 
 describe("job listing helpers", () => {
-  const step = (status: StepRecord["status"]): StepRecord => ({
-    stepId: "m",
-    status,
-    statusMessage: "",
-    width: 4,
-    poolId: "",
-    counts: emptyCounts(),
-    startMs: 10,
-    endMs: status === "running" ? undefined : 20,
-    output: undefined,
-  });
-
   it("fills the tasks not dispatched yet: PENDING while the step runs, CANCELLED once it ended", () => {
     const stored = [{ ...fillJobs(step("running"), [], 1, 1)[0]!, status: "succeeded" as const }];
     expect(fillJobs(step("running"), stored, 0, 4).map((j) => j.status)).toEqual([

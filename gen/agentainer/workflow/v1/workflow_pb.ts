@@ -1108,10 +1108,9 @@ export type WatchWorkflowRequest = Message<"agentainer.workflow.v1.WatchWorkflow
    * Resume point: the stream starts with the stored events whose sequence is
    * greater (pass the last sequence you saw, or Workflow.last_sequence).
    * Unset: the stream starts with a snapshot of the run, then live events.
-   * When some events after it are no longer retained (a workflow keeps its
-   * latest 100,000 unless configured), a snapshot replaces them, so nothing
-   * is silently missed. Greater than the last stored sequence is
-   * INVALID_ARGUMENT.
+   * A workflow keeps every event of its run until it is deleted (about two
+   * per task: a 100,000-item map stores some 200,000). Greater than the last
+   * stored sequence is INVALID_ARGUMENT.
    *
    * @generated from field: optional uint64 after_sequence = 2;
    */
