@@ -43,6 +43,8 @@ export interface EngineOptions {
   claimTtlMs: number;
   now?: () => number;
   random?: () => number;
+  /** How often ended workflows past their retention are deleted (default 60 s). */
+  sweepIntervalMs?: number;
 }
 
 /** A workflow as read: its record, definition and where its steps stand. */
@@ -101,7 +103,7 @@ export class WorkflowEngine {
     };
     every(Math.max(100, Math.floor(this.o.claimTtlMs / 3)), () => this.renewClaims());
     every(this.o.claimTtlMs, () => this.resumeOrphans());
-    every(60_000, () => this.expire());
+    every(this.o.sweepIntervalMs ?? 60_000, () => this.expire());
   }
 
   /** Stops driving runs (their tasks go on; a restarted service resumes them). */

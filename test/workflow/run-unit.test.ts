@@ -116,11 +116,17 @@ class FakePools implements AgentPools {
   }
 }
 
+const expired: Array<[string, number]> = [];
+const removed: string[] = [];
 const state: WorkflowState = {
   create: async () => {},
   get: async () => undefined,
-  expire: async () => {},
-  remove: async () => {},
+  expire: async (id, ttl) => {
+    expired.push([id, ttl]);
+  },
+  remove: async (id) => {
+    removed.push(id);
+  },
 };
 
 function engine(store = new InMemoryRunStore(), tasks = new FakeTasks(), pools = new FakePools()) {
@@ -143,6 +149,7 @@ function engine(store = new InMemoryRunStore(), tasks = new FakeTasks(), pools =
     },
     owner: `o-${Math.random()}`,
     claimTtlMs: 60_000,
+    sweepIntervalMs: 100,
   });
   return { e, store, tasks, pools };
 }
@@ -322,6 +329,26 @@ describe("the workflow engine on fakes", () => {
     await expect(store.apply(id, 1, {})).rejects.toBeInstanceOf(FailedPreconditionError);
     await second.close();
   });
+  it("schedules the state's expiry at the end, and deletes the workflow past its retention", async () => {
+    const { e, store } = engine();
+    await e.start();
+    const id = await e.create(
+      request({
+        name: "retention",
+        start: true,
+        config: { stateTtl: { seconds: 60n }, retention: { seconds: 1n } },
+        steps: [{ id: "a", image: "i" }],
+      }),
+    );
+    const s = await ended(e, id);
+    expect(s.record.status).toBe("succeeded");
+    await eventually(() => expired.some(([w, ttl]) => w === id && ttl === 60_000));
+    expect(removed).not.toContain(id);
+    await eventually(async () => !(await store.list()).some((r) => r.workflowId === id), 5000);
+    expect(removed).toContain(id);
+    await e.close();
+  });
+
   it("on resume, a step that had failed past its strategy stops again instead of running on", async () => {
     const store = new InMemoryRunStore();
     const tasks = new FakeTasks();
