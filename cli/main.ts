@@ -1,5 +1,6 @@
 import { Command, CommanderError } from "commander";
 import { serveCommand } from "./serve.js";
+import { upCommand } from "./up.js";
 
 /** Builds the `agentainer` program; `main` runs it and returns the exit code. */
 export function createProgram(): Command {
@@ -7,6 +8,7 @@ export function createProgram(): Command {
     .description("Agentainer Flow: workflows whose steps run in containers")
     .version("0.1.0")
     .showHelpAfterError()
+    .addCommand(upCommand())
     .addCommand(serveCommand());
 }
 

@@ -2,10 +2,10 @@ import { cpus, totalmem } from "node:os";
 import { createClient, type Transport } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { loadConfig } from "../../lib/config.js";
-import { createErrorInterceptor } from "../../lib/error-interceptor.js";
+import type { EventBus } from "../../lib/events/event-bus.js";
 import { connectEventBus } from "../../lib/infra.js";
-import { createLogger, type Logger } from "../../lib/logger.js";
-import { startServer, type RunningServer } from "../../lib/server.js";
+import { createLogger } from "../../lib/logger.js";
+import { serveParts, type RunningService, type ServiceParts } from "../../lib/service-parts.js";
 import { ExecutorService } from "../../gen/agentainer/executor/v1/executor_pb.js";
 import { StateService } from "../../gen/agentainer/state/v1/state_pb.js";
 import { createBatchingStateClient } from "../state/batching-client.js";
@@ -22,8 +22,7 @@ import { executorRoutes } from "./service.js";
 import { TaskRegistry } from "./task-registry.js";
 
 /** A started Executor: its server, plus the logger and runtime it uses. */
-export interface RunningExecutor extends RunningServer {
-  readonly logger: Logger;
+export interface RunningExecutor extends RunningService {
   readonly runtime: ContainerRuntime;
 }
 
@@ -32,6 +31,8 @@ export interface ExecutorOverrides {
   runtime?: ContainerRuntime;
   /** Transport to the State service (instead of STATE_URL). */
   stateTransport?: Transport;
+  /** The event bus (instead of NATS_URL); the caller closes it. */
+  bus?: EventBus;
 }
 
 /** The state handler agents' requests go to: relayed to the State service, or refused. */
@@ -53,17 +54,18 @@ function stateHandler(config: ExecutorConfig, overrides: ExecutorOverrides): Sta
   return (workflowId, request) => relayStateRequest(state, workflowId, request);
 }
 
-/** Composition root of the Executor: config, runtime, registries, server. */
-export async function startExecutorService(
+/** Composition root of the Executor: config, runtime, registries, routes. */
+export async function createExecutorService(
   environment: Readonly<Record<string, string | undefined>>,
   overrides: ExecutorOverrides = {},
-): Promise<RunningExecutor> {
+): Promise<ServiceParts & { readonly runtime: ContainerRuntime }> {
   const config = loadConfig(executorConfigSchema, environment);
   const logger = createLogger({ name: "executor", level: config.LOG_LEVEL });
   const runtime =
     overrides.runtime ??
     (await selectRuntime(config.EXECUTOR_RUNTIME, config.DOCKER_SOCKET, logger));
-  const bus = await connectEventBus(config.NATS_URL, logger, "agentainer-executor");
+  const bus =
+    overrides.bus ?? (await connectEventBus(config.NATS_URL, logger, "agentainer-executor"));
   const now = Date.now;
   const tasks = new TaskRegistry({
     nodeId: config.EXECUTOR_NODE_ID,
@@ -97,31 +99,20 @@ export async function startExecutorService(
   if (recovered.adopted + recovered.removed > 0) {
     logger.info(recovered, "containers of a previous run: exec agents adopted, the rest removed");
   }
-
-  const server = await startServer({
-    name: "executor",
-    services: [ExecutorService],
-    routes: (router, { shutdownSignal }) =>
-      executorRoutes({ ctx, agents: createAgentHandlers(ctx, agents), shutdownSignal })(router),
-    host: config.HOST,
-    port: config.PORT,
-    logger,
-    interceptors: [createErrorInterceptor(logger)],
-    shutdownTimeoutMs: config.SHUTDOWN_TIMEOUT_MS,
-  });
   logger.info(
     { runtime: runtime.kind, nodeId: config.EXECUTOR_NODE_ID, workDir: config.EXECUTOR_WORK_DIR },
     "executor ready",
   );
 
   return {
-    port: server.port,
-    url: server.url,
-    health: server.health,
+    name: "executor",
+    services: [ExecutorService],
     logger,
     runtime,
+    routes: (router, { shutdownSignal }) =>
+      executorRoutes({ ctx, agents: createAgentHandlers(ctx, agents), shutdownSignal })(router),
+    listen: { host: config.HOST, port: config.PORT, shutdownTimeoutMs: config.SHUTDOWN_TIMEOUT_MS },
     async close() {
-      await server.close();
       // Live tasks end CANCELLED and their containers go; agents are destroyed.
       await Promise.all(
         tasks.live().map(async (t) => {
@@ -131,8 +122,17 @@ export async function startExecutorService(
       );
       await agents.close();
       tasks.close();
-      await bus.close();
+      if (overrides.bus === undefined) await bus.close();
       if (overrides.runtime === undefined) await runtime.close();
     },
   };
+}
+
+/** The Executor on its own port. */
+export async function startExecutorService(
+  environment: Readonly<Record<string, string | undefined>>,
+  overrides: ExecutorOverrides = {},
+): Promise<RunningExecutor> {
+  const parts = await createExecutorService(environment, overrides);
+  return { ...(await serveParts(parts)), runtime: parts.runtime };
 }

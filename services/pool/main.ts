@@ -1,10 +1,10 @@
 import { createClient, type Transport } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { loadConfig, ConfigError } from "../../lib/config.js";
-import { createErrorInterceptor } from "../../lib/error-interceptor.js";
+import type { EventBus } from "../../lib/events/event-bus.js";
 import { connectEventBus, connectRedis } from "../../lib/infra.js";
-import { createLogger, type Logger } from "../../lib/logger.js";
-import { startServer, type RunningServer } from "../../lib/server.js";
+import { createLogger } from "../../lib/logger.js";
+import { serveParts, type RunningService, type ServiceParts } from "../../lib/service-parts.js";
 import { ExecutorService } from "../../gen/agentainer/executor/v1/executor_pb.js";
 import { PoolService } from "../../gen/agentainer/pool/v1/pool_pb.js";
 import { poolConfigSchema } from "./config.js";
@@ -17,20 +17,20 @@ import { RedisPoolStore } from "./redis-store.js";
 import { poolRoutes } from "./service.js";
 
 /** A started Pool service. */
-export interface RunningPool extends RunningServer {
-  readonly logger: Logger;
-}
+export type RunningPool = RunningService;
 
 export interface PoolOverrides {
   /** Transport to the Executor (instead of EXECUTOR_URL). */
   executorTransport?: Transport;
+  /** The event bus (instead of NATS_URL); the caller closes it. */
+  bus?: EventBus;
 }
 
-/** Composition root of the Pool service: config, Executor client, events, manager, server. */
-export async function startPoolService(
+/** Composition root of the Pool service: config, Executor client, events, manager, routes. */
+export async function createPoolService(
   environment: Readonly<Record<string, string | undefined>>,
   overrides: PoolOverrides = {},
-): Promise<RunningPool> {
+): Promise<ServiceParts> {
   const config = loadConfig(poolConfigSchema, environment);
   const transport =
     overrides.executorTransport ??
@@ -41,7 +41,7 @@ export async function startPoolService(
     throw new ConfigError(["EXECUTOR_URL: required: the Executor that runs the pool's agents"]);
   }
   const logger = createLogger({ name: "pool", level: config.LOG_LEVEL });
-  const bus = await connectEventBus(config.NATS_URL, logger, "agentainer-pool");
+  const bus = overrides.bus ?? (await connectEventBus(config.NATS_URL, logger, "agentainer-pool"));
   const executor = createClient(ExecutorService, transport);
   const backend = executorBackend(executor, bus, config.POOL_AGENT_STARTUP_TIMEOUT_MS);
   const now = Date.now;
@@ -73,9 +73,10 @@ export async function startPoolService(
   }
   const prewarming = subscribePrewarming(bus, pools, logger);
 
-  const server = await startServer({
+  return {
     name: "pool",
     services: [PoolService],
+    logger,
     routes: poolRoutes({
       pools,
       backend,
@@ -86,24 +87,20 @@ export async function startPoolService(
       defaultWaitMs: config.POOL_ACQUIRE_DEFAULT_WAIT_MS,
       now,
     }),
-    host: config.HOST,
-    port: config.PORT,
-    logger,
-    interceptors: [createErrorInterceptor(logger)],
-    shutdownTimeoutMs: config.SHUTDOWN_TIMEOUT_MS,
-  });
-
-  return {
-    port: server.port,
-    url: server.url,
-    health: server.health,
-    logger,
+    listen: { host: config.HOST, port: config.PORT, shutdownTimeoutMs: config.SHUTDOWN_TIMEOUT_MS },
     async close() {
-      await server.close();
       prewarming.unsubscribe();
       await pools.close();
-      await bus.close();
+      if (overrides.bus === undefined) await bus.close();
       await redis?.quit();
     },
   };
+}
+
+/** The Pool service on its own port. */
+export async function startPoolService(
+  environment: Readonly<Record<string, string | undefined>>,
+  overrides: PoolOverrides = {},
+): Promise<RunningPool> {
+  return serveParts(await createPoolService(environment, overrides));
 }

@@ -1,9 +1,8 @@
 import { loadConfig } from "../../lib/config.js";
-import { createErrorInterceptor } from "../../lib/error-interceptor.js";
 import { connectEventBus, connectRedis } from "../../lib/infra.js";
 import { createLogger } from "../../lib/logger.js";
-import { startServer, type RunningServer } from "../../lib/server.js";
-import type { Logger } from "../../lib/logger.js";
+import type { EventBus } from "../../lib/events/event-bus.js";
+import { serveParts, type RunningService, type ServiceParts } from "../../lib/service-parts.js";
 import { StateService } from "../../gen/agentainer/state/v1/state_pb.js";
 import { stateConfigSchema } from "./config.js";
 import { createStateChangeFeed } from "./events.js";
@@ -12,22 +11,25 @@ import { RedisStateStore } from "./redis-store.js";
 import { stateRoutes } from "./service.js";
 import { createStateManager } from "./state.js";
 
-/** A started service: its server, plus the logger its shutdown reports to. */
-export interface RunningService extends RunningServer {
-  readonly logger: Logger;
+export type { RunningService };
+
+export interface StateOverrides {
+  /** The event bus (instead of NATS_URL); the caller closes it. */
+  bus?: EventBus;
 }
 
-/** Composition root of the State service: config, Redis or memory, NATS or in-process, server. */
-export async function startStateService(
+/** Composition root of the State service: config, Redis or memory, NATS or in-process, routes. */
+export async function createStateService(
   environment: Readonly<Record<string, string | undefined>>,
-): Promise<RunningService> {
+  overrides: StateOverrides = {},
+): Promise<ServiceParts> {
   const config = loadConfig(stateConfigSchema, environment);
   const logger = createLogger({ name: "state", level: config.LOG_LEVEL });
   const redis =
     config.REDIS_URL === undefined ? undefined : await connectRedis(config.REDIS_URL, logger);
   if (redis === undefined)
     logger.warn("REDIS_URL not set: state is kept in memory and lost when this process exits");
-  const bus = await connectEventBus(config.NATS_URL, logger, "agentainer-state");
+  const bus = overrides.bus ?? (await connectEventBus(config.NATS_URL, logger, "agentainer-state"));
 
   const state = createStateManager({
     store:
@@ -43,26 +45,23 @@ export async function startStateService(
     watchBufferSize: config.STATE_WATCH_BUFFER,
   });
 
-  const server = await startServer({
+  return {
     name: "state",
     services: [StateService],
+    logger,
     routes: (router, { shutdownSignal }) => stateRoutes({ state, logger, shutdownSignal })(router),
-    host: config.HOST,
-    port: config.PORT,
-    logger,
-    interceptors: [createErrorInterceptor(logger)],
-    shutdownTimeoutMs: config.SHUTDOWN_TIMEOUT_MS,
-  });
-
-  return {
-    port: server.port,
-    url: server.url,
-    health: server.health,
-    logger,
+    listen: { host: config.HOST, port: config.PORT, shutdownTimeoutMs: config.SHUTDOWN_TIMEOUT_MS },
     async close() {
-      await server.close();
-      await bus.close();
+      if (overrides.bus === undefined) await bus.close();
       await redis?.quit();
     },
   };
+}
+
+/** The State service on its own port. */
+export async function startStateService(
+  environment: Readonly<Record<string, string | undefined>>,
+  overrides: StateOverrides = {},
+): Promise<RunningService> {
+  return serveParts(await createStateService(environment, overrides));
 }

@@ -1,10 +1,11 @@
 import { createClient, type Transport } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { ConfigError, loadConfig } from "../../lib/config.js";
-import { createErrorInterceptor, fromConnectError } from "../../lib/error-interceptor.js";
+import { fromConnectError } from "../../lib/error-interceptor.js";
+import type { EventBus } from "../../lib/events/event-bus.js";
 import { connectEventBus, connectRedis } from "../../lib/infra.js";
-import { createLogger, type Logger } from "../../lib/logger.js";
-import { startServer, type RunningServer } from "../../lib/server.js";
+import { createLogger } from "../../lib/logger.js";
+import { serveParts, type RunningService, type ServiceParts } from "../../lib/service-parts.js";
 import { ExecutorService } from "../../gen/agentainer/executor/v1/executor_pb.js";
 import { PoolService } from "../../gen/agentainer/pool/v1/pool_pb.js";
 import { StateService } from "../../gen/agentainer/state/v1/state_pb.js";
@@ -17,8 +18,7 @@ import { RedisRunStore } from "./redis-run-store.js";
 import { workflowRoutes } from "./service.js";
 
 /** A started Workflow service. */
-export interface RunningWorkflow extends RunningServer {
-  readonly logger: Logger;
+export interface RunningWorkflow extends RunningService {
   readonly engine: WorkflowEngine;
 }
 
@@ -27,6 +27,8 @@ export interface WorkflowOverrides {
   executorTransport?: Transport;
   poolTransport?: Transport;
   stateTransport?: Transport;
+  /** The event bus (instead of NATS_URL); the caller closes it. */
+  bus?: EventBus;
 }
 
 function transportTo(
@@ -43,12 +45,12 @@ function transportTo(
 /**
  * Composition root of the Workflow service: config, clients of the Executor, Pool and State
  * services, the run store (Redis, or memory), events, the engine (which resumes the runs nobody
- * drives), and the server.
+ * drives), and its routes.
  */
-export async function startWorkflowService(
+export async function createWorkflowService(
   environment: Readonly<Record<string, string | undefined>>,
   overrides: WorkflowOverrides = {},
-): Promise<RunningWorkflow> {
+): Promise<ServiceParts & { readonly engine: WorkflowEngine }> {
   const config = loadConfig(workflowConfigSchema, environment);
   const executorTransport = transportTo(
     overrides.executorTransport,
@@ -74,7 +76,8 @@ export async function startWorkflowService(
   if (redis === undefined) {
     logger.warn("REDIS_URL not set: workflows are kept in memory and lost when this process exits");
   }
-  const bus = await connectEventBus(config.NATS_URL, logger, "agentainer-workflow");
+  const bus =
+    overrides.bus ?? (await connectEventBus(config.NATS_URL, logger, "agentainer-workflow"));
   const executor = createClient(ExecutorService, executorTransport);
   const stateClient = createClient(StateService, stateTransport);
   const tasks = new ExecutorTaskRunner(executor, logger);
@@ -113,30 +116,28 @@ export async function startWorkflowService(
   });
   await engine.start();
 
-  const server = await startServer({
+  return {
     name: "workflow",
     services: [WorkflowService],
-    routes: (router, ctx) =>
-      workflowRoutes({ engine, state: stateFacade(stateClient), limits })(router, ctx),
-    host: config.HOST,
-    port: config.PORT,
-    logger,
-    interceptors: [createErrorInterceptor(logger)],
-    shutdownTimeoutMs: config.SHUTDOWN_TIMEOUT_MS,
-  });
-
-  return {
-    port: server.port,
-    url: server.url,
-    health: server.health,
     logger,
     engine,
+    routes: (router, ctx) =>
+      workflowRoutes({ engine, state: stateFacade(stateClient), limits })(router, ctx),
+    listen: { host: config.HOST, port: config.PORT, shutdownTimeoutMs: config.SHUTDOWN_TIMEOUT_MS },
     async close() {
-      await server.close();
       await engine.close();
       tasks.close();
-      await bus.close();
+      if (overrides.bus === undefined) await bus.close();
       await redis?.quit();
     },
   };
+}
+
+/** The Workflow service on its own port. */
+export async function startWorkflowService(
+  environment: Readonly<Record<string, string | undefined>>,
+  overrides: WorkflowOverrides = {},
+): Promise<RunningWorkflow> {
+  const parts = await createWorkflowService(environment, overrides);
+  return { ...(await serveParts(parts)), engine: parts.engine };
 }

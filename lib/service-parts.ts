@@ -1,0 +1,58 @@
+import type { DescService } from "@bufbuild/protobuf";
+import { createRouterTransport, type Transport } from "@connectrpc/connect";
+import { createErrorInterceptor } from "./error-interceptor.js";
+import type { Logger } from "./logger.js";
+import { startServer, type RunningServer, type ServerOptions } from "./server.js";
+
+/**
+ * A service built but not yet listening: its domain, its routes and how to stop it. A service's
+ * `main.ts` builds one; run alone it gets its own server (`serveParts`), and in the one-process
+ * mode all four share one server and reach each other through `inMemoryTransport`, the same
+ * handlers without a socket.
+ */
+export interface ServiceParts {
+  readonly name: string;
+  readonly services: readonly DescService[];
+  readonly logger: Logger;
+  readonly routes: ServerOptions["routes"];
+  /** Where the service listens when it runs alone. */
+  readonly listen: { host: string; port: number; shutdownTimeoutMs: number };
+  /** Stops the domain, once its server no longer takes calls. */
+  close(): Promise<void>;
+}
+
+/** A running service: its server and its logger. */
+export interface RunningService extends RunningServer {
+  readonly logger: Logger;
+}
+
+/** Serves one service on its own port. */
+export async function serveParts(parts: ServiceParts): Promise<RunningService> {
+  const server = await startServer({
+    name: parts.name,
+    services: parts.services,
+    routes: parts.routes,
+    host: parts.listen.host,
+    port: parts.listen.port,
+    logger: parts.logger,
+    interceptors: [createErrorInterceptor(parts.logger)],
+    shutdownTimeoutMs: parts.listen.shutdownTimeoutMs,
+  });
+  return {
+    port: server.port,
+    url: server.url,
+    health: server.health,
+    logger: parts.logger,
+    async close() {
+      await server.close();
+      await parts.close();
+    },
+  };
+}
+
+/** A transport that calls a service's handlers in this process (errors mapped as on the wire). */
+export function inMemoryTransport(parts: ServiceParts, shutdownSignal: AbortSignal): Transport {
+  return createRouterTransport((router) => parts.routes(router, { shutdownSignal }), {
+    router: { interceptors: [createErrorInterceptor(parts.logger)] },
+  });
+}
