@@ -1,14 +1,18 @@
 import { Command, CommanderError } from "commander";
 import { serveCommand } from "./serve.js";
 import { upCommand } from "./up.js";
+import { globalOptions, workflowCommand } from "./workflow.js";
 
 /** Builds the `agentainer` program; `main` runs it and returns the exit code. */
 export function createProgram(): Command {
-  return new Command("agentainer")
-    .description("Agentainer Flow: workflows whose steps run in containers")
-    .version("0.1.0")
-    .showHelpAfterError()
+  return globalOptions(
+    new Command("agentainer")
+      .description("Agentainer Flow: workflows whose steps run in containers")
+      .version("0.1.0")
+      .showHelpAfterError(),
+  )
     .addCommand(upCommand())
+    .addCommand(workflowCommand())
     .addCommand(serveCommand());
 }
 
