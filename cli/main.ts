@@ -1,5 +1,6 @@
 import { Command, CommanderError } from "commander";
 import { serveCommand } from "./serve.js";
+import { exampleCommand } from "./example.js";
 import { upCommand } from "./up.js";
 import { globalOptions, workflowCommand } from "./workflow.js";
 
@@ -13,6 +14,7 @@ export function createProgram(): Command {
   )
     .addCommand(upCommand())
     .addCommand(workflowCommand())
+    .addCommand(exampleCommand())
     .addCommand(serveCommand());
 }
 
