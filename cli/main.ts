@@ -1,6 +1,7 @@
 import { Command, CommanderError } from "commander";
 import { serveCommand } from "./serve.js";
 import { exampleCommand } from "./example.js";
+import { poolCommand } from "./pool.js";
 import { upCommand } from "./up.js";
 import { globalOptions, workflowCommand } from "./workflow.js";
 
@@ -14,6 +15,7 @@ export function createProgram(): Command {
   )
     .addCommand(upCommand())
     .addCommand(workflowCommand())
+    .addCommand(poolCommand())
     .addCommand(exampleCommand())
     .addCommand(serveCommand());
 }

@@ -34,12 +34,14 @@ package_present() {
       fi
       ;;
     docker-compose) have docker-compose || docker compose version >/dev/null 2>&1 ;;
+    # The CLI's progress display is tested in a real terminal.
+    tmux) have tmux ;;
     *) return 1 ;;
   esac
 }
 
 missing=()
-for pkg in docker.io redis-server nats-server busybox-static docker-compose; do
+for pkg in docker.io redis-server nats-server busybox-static docker-compose tmux; do
   package_present "$pkg" || missing+=("$pkg")
 done
 

@@ -116,6 +116,84 @@ describe("the agentainer CLI against agentainer up", () => {
     expect(watched.stdout).toMatch(/cancelled/);
   });
 
+  it("creates, lists, drains and deletes a pool", () => {
+    const made = cli(
+      server,
+      "pool",
+      "create",
+      "cli-pool",
+      "--image",
+      "agentainer/busybox:local",
+      "--command",
+      "sleep",
+      "infinity",
+      "--max",
+      "2",
+    );
+    expect(made.code).toBe(0);
+    expect(made.stdout.trim()).toBe("cli-pool");
+    const listed = cli(server, "pool", "list");
+    expect(listed.stdout).toMatch(
+      /^cli-pool\s+active\s+agentainer\/busybox:local\s+exec\s+0\.\.2/m,
+    );
+    expect(JSON.parse(cli(server, "--json", "pool", "get", "cli-pool").stdout)).toMatchObject({
+      poolId: "cli-pool",
+      status: "POOL_STATUS_ACTIVE",
+    });
+    expect(cli(server, "pool", "drain", "cli-pool").code).toBe(0);
+    expect(cli(server, "pool", "delete", "cli-pool").code).toBe(0);
+    expect(cli(server, "pool", "get", "cli-pool").code).toBe(1);
+  });
+
+  it("draws a progress bar per step in a real terminal (tmux)", async () => {
+    const file = join(dir, "bars.yaml");
+    writeFileSync(
+      file,
+      [
+        "name: bars",
+        "steps:",
+        "  - id: work",
+        "    kind: map",
+        "    image: agentainer/node-agent:local",
+        "    command: [node, /agents/flow-agent.mjs]",
+        "    map_items: { inline: [{ sleepMs: 800 }, { sleepMs: 800 }, { sleepMs: 800 }] }",
+      ].join("\n"),
+    );
+    const id = cli(server, "workflow", "create", file).stdout.trim();
+    const session = `agentainer-${process.pid}`;
+    const command = `${process.execPath} ${bin} --server ${server} workflow watch ${id}; echo "exit=$?"; sleep 30`;
+    spawnSync("tmux", [
+      "new-session",
+      "-d",
+      "-s",
+      session,
+      "-x",
+      "150",
+      "-y",
+      "20",
+      "-c",
+      root,
+      command,
+    ]);
+    try {
+      cli(server, "workflow", "start", id);
+      let screen = "";
+      for (let i = 0; i < 200 && !screen.includes("exit="); i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        screen = spawnSync("tmux", ["capture-pane", "-p", "-t", session], {
+          encoding: "utf8",
+        }).stdout;
+      }
+      expect(screen).toMatch(/^work\s+\[#{30}\] succeeded\s+3\/3 done$/m);
+      expect(screen).toMatch(new RegExp(`^workflow ${id}: succeeded$`, "m"));
+      expect(screen).toContain("exit=0");
+      // Redrawn in place: the step's line appears once, not once per update.
+      expect(screen.split("\n").filter((l) => l.startsWith("work "))).toHaveLength(1);
+    } finally {
+      spawnSync("tmux", ["kill-session", "-t", session]);
+    }
+  });
+
   it("says what is wrong in one line with a non-zero exit", () => {
     const bad = join(dir, "bad.yaml");
     writeFileSync(bad, "name: bad\nsteps:\n  - id: a\n    imag: x\n");
