@@ -62,6 +62,14 @@ describe("the agentainer CLI against agentainer up", () => {
     expect(JSON.parse(got.stdout).result.parents.transform.parents.extract.value).toBe(42);
   });
 
+  it("runs the MapReduce pattern from a file", () => {
+    const r = cli(server, "--json", "workflow", "create", "examples/word-count.yaml", "--watch");
+    expect(r.code).toBe(0);
+    const id = (JSON.parse(r.stdout.trim().split("\n")[0]!) as { workflowId: string }).workflowId;
+    const got = JSON.parse(cli(server, "--json", "workflow", "get", id).stdout);
+    expect(got.result).toMatchObject({ total: 17, documents: 3, words: { the: 4, cat: 2 } });
+  });
+
   it("runs the word-count MapReduce and waits for it", () => {
     const r = cli(
       server,

@@ -37,6 +37,8 @@ describe("workflow files", () => {
     expect(work.mapItems?.source.case).toBe("inline");
     expect(pool.config?.failure?.mode).toBe(FailureMode.CONTINUE_ON_PARTIAL);
     expect(pool.steps[1]!.kind).toBe(StepKind.REDUCE);
+    const wc = readWorkflowFile("examples/word-count.yaml").request;
+    expect(wc.steps[0]!.mapItems?.source).toEqual({ case: "fromInput", value: "/documents" });
   });
 
   it("reads JSON, and millisecond durations", () => {
