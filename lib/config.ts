@@ -83,4 +83,10 @@ export const commonConfigSchema = z.object({
   REDIS_URL: env.url(["redis:", "rediss:"]),
   NATS_URL: env.url(["nats:", "tls:"]),
   SHUTDOWN_TIMEOUT_MS: env.positiveInt(10_000),
+  /** When set, every call but gRPC health needs `authorization: Bearer <token>`, and the service
+   * sends it to the services it calls: give the whole mesh the same value. */
+  AGENTAINER_API_TOKEN: z
+    .string()
+    .regex(/^[\x21-\x7e]{16,512}$/, "must be 16 to 512 printable ASCII characters without spaces")
+    .optional(),
 });

@@ -1,7 +1,10 @@
 import type { DescService } from "@bufbuild/protobuf";
 import { createRouterTransport, type Transport } from "@connectrpc/connect";
+import type { Interceptor } from "@connectrpc/connect";
+import { createTokenAuthInterceptor } from "./auth.js";
 import { createErrorInterceptor } from "./error-interceptor.js";
 import type { Logger } from "./logger.js";
+import { createUnknownFieldsInterceptor } from "./unknown-fields.js";
 import { startServer, type RunningServer, type ServerOptions } from "./server.js";
 
 /**
@@ -17,6 +20,8 @@ export interface ServiceParts {
   readonly routes: ServerOptions["routes"];
   /** Where the service listens when it runs alone. */
   readonly listen: { host: string; port: number; shutdownTimeoutMs: number };
+  /** The API token callers must send (AGENTAINER_API_TOKEN), if any. */
+  readonly apiToken?: string | undefined;
   /** Stops the domain, once its server no longer takes calls. */
   close(): Promise<void>;
 }
@@ -35,7 +40,7 @@ export async function serveParts(parts: ServiceParts): Promise<RunningService> {
     host: parts.listen.host,
     port: parts.listen.port,
     logger: parts.logger,
-    interceptors: [createErrorInterceptor(parts.logger)],
+    interceptors: serverInterceptors(parts.logger, parts.apiToken),
     shutdownTimeoutMs: parts.listen.shutdownTimeoutMs,
   });
   return {
@@ -48,6 +53,18 @@ export async function serveParts(parts: ServiceParts): Promise<RunningService> {
       await parts.close();
     },
   };
+}
+
+/**
+ * What every server runs before a handler, outermost first: the API token check (when a token is
+ * set), the refusal of unknown fields, and the mapping of domain errors to gRPC statuses.
+ */
+export function serverInterceptors(logger: Logger, apiToken: string | undefined): Interceptor[] {
+  return [
+    ...(apiToken === undefined ? [] : [createTokenAuthInterceptor(apiToken)]),
+    createUnknownFieldsInterceptor(),
+    createErrorInterceptor(logger),
+  ];
 }
 
 /** A transport that calls a service's handlers in this process (errors mapped as on the wire). */

@@ -1,9 +1,8 @@
 import { commonConfigSchema, env, loadConfig } from "../lib/config.js";
-import { createErrorInterceptor } from "../lib/error-interceptor.js";
 import type { EventBus } from "../lib/events/event-bus.js";
 import { connectEventBus } from "../lib/infra.js";
 import { createLogger, type Logger } from "../lib/logger.js";
-import { inMemoryTransport, type ServiceParts } from "../lib/service-parts.js";
+import { inMemoryTransport, serverInterceptors, type ServiceParts } from "../lib/service-parts.js";
 import { startServer, type RunningServer } from "../lib/server.js";
 import { createExecutorService } from "./executor/main.js";
 import { createPoolService } from "./pool/main.js";
@@ -66,7 +65,7 @@ export async function startEmbedded(
       host: config.HOST,
       port: config.PORT,
       logger,
-      interceptors: [createErrorInterceptor(logger)],
+      interceptors: serverInterceptors(logger, config.AGENTAINER_API_TOKEN),
       shutdownTimeoutMs: config.SHUTDOWN_TIMEOUT_MS,
     });
     logger.info(

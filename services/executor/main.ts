@@ -1,6 +1,6 @@
 import { cpus, totalmem } from "node:os";
 import { createClient, type Transport } from "@connectrpc/connect";
-import { createGrpcTransport } from "@connectrpc/connect-node";
+import { createServiceTransport } from "../../lib/transport.js";
 import { loadConfig } from "../../lib/config.js";
 import type { EventBus } from "../../lib/events/event-bus.js";
 import { connectEventBus } from "../../lib/infra.js";
@@ -41,7 +41,7 @@ function stateHandler(config: ExecutorConfig, overrides: ExecutorOverrides): Sta
     overrides.stateTransport ??
     (config.STATE_URL === undefined
       ? undefined
-      : createGrpcTransport({ baseUrl: config.STATE_URL }));
+      : createServiceTransport(config.STATE_URL, config.AGENTAINER_API_TOKEN));
   if (transport === undefined) {
     return () =>
       Promise.resolve({
@@ -112,6 +112,7 @@ export async function createExecutorService(
     routes: (router, { shutdownSignal }) =>
       executorRoutes({ ctx, agents: createAgentHandlers(ctx, agents), shutdownSignal })(router),
     listen: { host: config.HOST, port: config.PORT, shutdownTimeoutMs: config.SHUTDOWN_TIMEOUT_MS },
+    apiToken: config.AGENTAINER_API_TOKEN,
     async close() {
       // Live tasks end CANCELLED and their containers go; agents are destroyed.
       await Promise.all(

@@ -1,5 +1,5 @@
 import { createClient, type Transport } from "@connectrpc/connect";
-import { createGrpcTransport } from "@connectrpc/connect-node";
+import { createServiceTransport } from "../../lib/transport.js";
 import { loadConfig, ConfigError } from "../../lib/config.js";
 import type { EventBus } from "../../lib/events/event-bus.js";
 import { connectEventBus, connectRedis } from "../../lib/infra.js";
@@ -36,7 +36,7 @@ export async function createPoolService(
     overrides.executorTransport ??
     (config.EXECUTOR_URL === undefined
       ? undefined
-      : createGrpcTransport({ baseUrl: config.EXECUTOR_URL }));
+      : createServiceTransport(config.EXECUTOR_URL, config.AGENTAINER_API_TOKEN));
   if (transport === undefined) {
     throw new ConfigError(["EXECUTOR_URL: required: the Executor that runs the pool's agents"]);
   }
@@ -88,6 +88,7 @@ export async function createPoolService(
       now,
     }),
     listen: { host: config.HOST, port: config.PORT, shutdownTimeoutMs: config.SHUTDOWN_TIMEOUT_MS },
+    apiToken: config.AGENTAINER_API_TOKEN,
     async close() {
       prewarming.unsubscribe();
       await pools.close();

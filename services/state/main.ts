@@ -51,6 +51,7 @@ export async function createStateService(
     logger,
     routes: (router, { shutdownSignal }) => stateRoutes({ state, logger, shutdownSignal })(router),
     listen: { host: config.HOST, port: config.PORT, shutdownTimeoutMs: config.SHUTDOWN_TIMEOUT_MS },
+    apiToken: config.AGENTAINER_API_TOKEN,
     async close() {
       if (overrides.bus === undefined) await bus.close();
       await redis?.quit();

@@ -1,6 +1,6 @@
 import { createClient, type Transport } from "@connectrpc/connect";
-import { createGrpcTransport } from "@connectrpc/connect-node";
 import { ConfigError, loadConfig } from "../../lib/config.js";
+import { createServiceTransport } from "../../lib/transport.js";
 import { fromConnectError } from "../../lib/error-interceptor.js";
 import type { EventBus } from "../../lib/events/event-bus.js";
 import { connectEventBus, connectRedis } from "../../lib/infra.js";
@@ -36,10 +36,11 @@ function transportTo(
   url: string | undefined,
   name: string,
   what: string,
+  apiToken: string | undefined,
 ): Transport {
   if (given !== undefined) return given;
   if (url === undefined) throw new ConfigError([`${name}: required: ${what}`]);
-  return createGrpcTransport({ baseUrl: url });
+  return createServiceTransport(url, apiToken);
 }
 
 /**
@@ -57,18 +58,21 @@ export async function createWorkflowService(
     config.EXECUTOR_URL,
     "EXECUTOR_URL",
     "the Executor that runs the tasks",
+    config.AGENTAINER_API_TOKEN,
   );
   const poolTransport = transportTo(
     overrides.poolTransport,
     config.POOL_URL,
     "POOL_URL",
     "the Pool service that leases warm agents",
+    config.AGENTAINER_API_TOKEN,
   );
   const stateTransport = transportTo(
     overrides.stateTransport,
     config.STATE_URL,
     "STATE_URL",
     "the State service of the workflows' state",
+    config.AGENTAINER_API_TOKEN,
   );
   const logger = createLogger({ name: "workflow", level: config.LOG_LEVEL });
   const redis =
@@ -124,6 +128,7 @@ export async function createWorkflowService(
     routes: (router, ctx) =>
       workflowRoutes({ engine, state: stateFacade(stateClient), limits })(router, ctx),
     listen: { host: config.HOST, port: config.PORT, shutdownTimeoutMs: config.SHUTDOWN_TIMEOUT_MS },
+    apiToken: config.AGENTAINER_API_TOKEN,
     async close() {
       await engine.close();
       tasks.close();
