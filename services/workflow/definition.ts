@@ -279,6 +279,9 @@ function stepFromProto(s: Step, f: string, ctx: StepContext): StepDef {
     throw bad(`${f}.parallelism`, "applies to PARALLEL steps only");
   }
   if (s.maxWorkers > 10_000) throw bad(`${f}.max_workers`, "is at most 10000");
+  if (s.maxWorkers !== 0 && kind !== "parallel" && kind !== "map") {
+    throw bad(`${f}.max_workers`, "applies to PARALLEL and MAP steps only (one task runs)");
+  }
   const mapItems = mapSource(s, f, kind, ctx);
   if (kind === "reduce") {
     const fanOut = s.dependsOn.filter((d) => {

@@ -149,11 +149,30 @@ export class WorkflowEngine {
       "",
       emptyCounts(),
     );
-    await this.o.store.create(record, [{ timeMs: now, data: encodeEvent(created) }]);
+    try {
+      await this.o.store.create(record, [{ timeMs: now, data: encodeEvent(created) }]);
+    } catch (err) {
+      await this.o.state.remove(workflowId).catch(() => undefined);
+      throw err;
+    }
     created.sequence = 1n;
     this.announce([created]);
     this.definitions.set(workflowId, { request: stored, definition });
-    if (req.start) await this.startRun(workflowId);
+    if (req.start) {
+      try {
+        await this.startRun(workflowId);
+      } catch (err) {
+        // A create-and-start that cannot start stores nothing: the caller sees the reason and can
+        // send the same request again once it is fixed.
+        const current = await this.o.store.get(workflowId).catch(() => undefined);
+        if (current?.status === "pending") {
+          await this.delete(workflowId, false).catch((cleanupErr: unknown) =>
+            this.o.logger.warn({ err: cleanupErr, workflowId }, "undoing a failed create"),
+          );
+        }
+        throw err;
+      }
+    }
     return workflowId;
   }
 

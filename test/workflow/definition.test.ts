@@ -65,6 +65,7 @@ describe("workflow definitions", () => {
     expect(fieldOf(s({ kind: 9 }))).toBe("steps[0].kind");
     expect(fieldOf(s({ image: "" }))).toBe("steps[0].image");
     expect(fieldOf(s({ parallelism: 2 }))).toBe("steps[0].parallelism");
+    expect(fieldOf(s({ maxWorkers: 4 }))).toBe("steps[0].max_workers");
     expect(fieldOf(s({ kind: StepKind.PARALLEL }))).toBe("steps[0].parallelism");
     expect(fieldOf(s({ kind: StepKind.MAP }))).toBe("steps[0].map_items");
     expect(fieldOf(s({ kind: StepKind.REDUCE }))).toBe("steps[0].depends_on");

@@ -3,7 +3,7 @@
 // run for real (Docker, Redis, NATS) in workflow-docker.test.ts and resume.test.ts.
 import { create, type JsonValue } from "@bufbuild/protobuf";
 import { describe, expect, it } from "vitest";
-import { FailedPreconditionError } from "../../lib/errors.js";
+import { FailedPreconditionError, UnavailableError } from "../../lib/errors.js";
 import { InProcessEventBus } from "../../lib/events/in-process-event-bus.js";
 import { jsonToValue } from "../../lib/json-value.js";
 import { createLogger } from "../../lib/logger.js";
@@ -346,6 +346,39 @@ describe("the workflow engine on fakes", () => {
     expect(removed).not.toContain(id);
     await eventually(async () => !(await store.list()).some((r) => r.workflowId === id), 5000);
     expect(removed).toContain(id);
+    await e.close();
+  });
+
+  it("stores nothing when a create-and-start cannot start (its inline pool cannot be made)", async () => {
+    const pools = new FakePools();
+    pools.ensurePool = async () => {
+      throw new UnavailableError("pool service: no agents for you");
+    };
+    const { e, store } = engine(new InMemoryRunStore(), new FakeTasks(), pools);
+    await e.start();
+    const before = removed.length;
+    await expect(
+      e.create(
+        request({
+          name: "no-pool",
+          workflowId: "wf-no-pool",
+          start: true,
+          steps: [
+            {
+              id: "m",
+              kind: StepKind.MAP,
+              image: "i",
+              execution: ExecutionMode.POOLED,
+              agentMode: AgentMode.STREAM,
+              pool: { case: "poolPolicy", value: { maxSize: 2 } },
+              mapItems: items([1, 2]),
+            },
+          ],
+        }),
+      ),
+    ).rejects.toThrow(/no agents for you/);
+    expect((await store.list()).map((r) => r.workflowId)).not.toContain("wf-no-pool");
+    expect(removed.slice(before)).toContain("wf-no-pool");
     await e.close();
   });
 

@@ -267,9 +267,10 @@ export type Step = Message<"agentainer.workflow.v1.Step"> & {
   parallelism: number;
 
   /**
-   * Most tasks of this step running at once. Zero means no per-step cap (the
-   * workflow's max_parallel and the pool's max_size still apply). At most
-   * 10,000.
+   * Most tasks of this step running at once, for PARALLEL and MAP steps (must
+   * be unset for TASK and REDUCE, which run one task). Zero means no per-step
+   * cap (the workflow's max_parallel and the pool's max_size still apply). At
+   * most 10,000.
    *
    * @generated from field: uint32 max_workers = 21;
    */
