@@ -1,41 +1,55 @@
-import { create } from "@bufbuild/protobuf";
+import { create, type JsonValue, type MessageInitShape } from "@bufbuild/protobuf";
 import { AgentainerError, InvalidArgumentError } from "../../lib/errors.js";
+import { parsePointer, resolvePointer } from "../../lib/json-pointer.js";
+import { valueToJson } from "../../lib/json-value.js";
 import { AgentMode } from "../../gen/agentainer/executor/v1/executor_pb.js";
 import {
   ExecutionMode,
   StepKind,
   type MapItemsSchema,
+  type StepSchema,
 } from "../../gen/agentainer/workflow/v1/definition_pb.js";
 import {
   CreateWorkflowRequestSchema,
   type CreateMapReduceRequest,
   type CreateWorkflowRequest,
 } from "../../gen/agentainer/workflow/v1/workflow_pb.js";
-import type { MessageInitShape } from "@bufbuild/protobuf";
 import {
   definitionFromProto,
   type DefinitionLimits,
   type WorkflowDefinition,
 } from "./definition.js";
 
-/** Paths of the built definition, as the MapReduce request names them. */
+/**
+ * Paths of the built definition, as the MapReduce request names them. The steps keep their
+ * places with or without a splitter (map, reduce, then split), so one table serves both shapes.
+ */
 const requestPaths: Array<[string, string]> = [
   ["steps[0].pool_policy.max_size", "pool_size"],
+  ["steps[0].pool_policy.min_size", "pool_size"],
+  ["steps[0].max_workers", "max_parallel"],
   ["steps[0].map_items.from_input", "items_input_path"],
   ["steps[0].map_items.from_state", "items_state_key"],
   ["steps[0].map_items.inline", "inline_items"],
+  ["steps[0].map_items.from_step.path", "splitter_items_path"],
   ["steps[0].image", "mapper_image"],
   ["steps[1].image", "reducer_image"],
+  ["steps[2].image", "splitter_image"],
   ["steps[0].command", "mapper_command"],
   ["steps[1].command", "reducer_command"],
+  ["steps[2].command", "splitter_command"],
   ["steps[0].timeout", "task_timeout"],
   ["steps[1].timeout", "task_timeout"],
+  ["steps[2].timeout", "task_timeout"],
   ["steps[0].retry", "retry"],
   ["steps[1].retry", "retry"],
+  ["steps[2].retry", "retry"],
   ["steps[0].env", "env"],
   ["steps[1].env", "env"],
+  ["steps[2].env", "env"],
   ["steps[0].limits", "limits"],
   ["steps[1].limits", "limits"],
+  ["steps[2].limits", "limits"],
   ["steps[0].agent_mode", "agent_mode"],
   ["config.max_parallel", "max_parallel"],
   ["config.timeout", "timeout"],
@@ -52,10 +66,35 @@ export function renamed(path: string): string {
   return path;
 }
 
+/** Number of items known at create (inline or in the input), else undefined. */
+function knownWidth(req: CreateMapReduceRequest): number | undefined {
+  switch (req.items.case) {
+    case "inlineItems":
+      return req.items.value.items.length;
+    case "itemsInputPath": {
+      if (req.input === undefined) return undefined;
+      let items: JsonValue | undefined;
+      try {
+        items = resolvePointer(
+          valueToJson(req.input, "input"),
+          parsePointer(req.items.value, "items_input_path"),
+        );
+      } catch {
+        return undefined; // reported by the definition's own checks
+      }
+      return Array.isArray(items) ? items.length : undefined;
+    }
+    default:
+      return undefined;
+  }
+}
+
 /**
- * The workflow a CreateMapReduce call stands for (see workflow.proto): a pooled MAP step `map`
- * over the items, then a cold REDUCE step `reduce` whose output is the result. Validated as a
- * whole, with errors naming the MapReduce request's own fields (`mapper_image`, `pool_size`).
+ * The workflow a CreateMapReduce call stands for (see workflow.proto): with a splitter, a cold
+ * TASK step `split` whose output holds the items; a pooled MAP step `map` over the items on a
+ * pool warmed to pool_size as the workflow starts; then a cold REDUCE step `reduce` whose output
+ * is the result. Validated as a whole, with errors naming the MapReduce request's own fields
+ * (`mapper_image`, `pool_size`).
  */
 export function mapReduceWorkflow(
   req: CreateMapReduceRequest,
@@ -68,10 +107,19 @@ export function mapReduceWorkflow(
   required(req.reducerImage, "reducer_image");
   if (req.items.case === undefined) {
     throw new InvalidArgumentError(
-      "items: set exactly one of inline_items, items_state_key or items_input_path",
+      "items: set exactly one of inline_items, items_state_key, items_input_path or splitter_image",
       { field: "items" },
     );
   }
+  const split = req.items.case === "splitterImage";
+  if (req.items.case === "splitterImage") required(req.items.value, "splitter_image");
+  const onlyWithSplitter = (set: boolean, field: string) => {
+    if (set && !split) {
+      throw new InvalidArgumentError(`${field} applies only with splitter_image`, { field });
+    }
+  };
+  onlyWithSplitter(req.splitterCommand.length > 0, "splitter_command");
+  onlyWithSplitter(req.splitterItemsPath !== "", "splitter_items_path");
   if (req.items.case === "itemsInputPath" && req.input === undefined) {
     throw new InvalidArgumentError("input is required with items_input_path", { field: "input" });
   }
@@ -94,7 +142,11 @@ export function mapReduceWorkflow(
     );
   }
   const maxParallel = req.maxParallel || 10;
-  const poolSize = Math.min(req.poolSize || maxParallel, limits.poolMaxSizeLimit);
+  // One warm agent per mapper task that can run at once, unless the caller chose.
+  const poolSize = Math.min(
+    req.poolSize || Math.max(1, Math.min(maxParallel, knownWidth(req) ?? maxParallel)),
+    limits.poolMaxSizeLimit,
+  );
   let mapItems: MessageInitShape<typeof MapItemsSchema>;
   switch (req.items.case) {
     case "inlineItems":
@@ -106,6 +158,11 @@ export function mapReduceWorkflow(
     case "itemsInputPath":
       mapItems = { source: { case: "fromInput", value: req.items.value } };
       break;
+    case "splitterImage":
+      mapItems = {
+        source: { case: "fromStep", value: { stepId: "split", path: req.splitterItemsPath } },
+      };
+      break;
   }
   const shared = {
     env: req.env,
@@ -113,6 +170,43 @@ export function mapReduceWorkflow(
     timeout: req.taskTimeout,
     retry: req.retry,
   };
+  const steps: Array<MessageInitShape<typeof StepSchema>> = [
+    {
+      id: "map",
+      kind: StepKind.MAP,
+      dependsOn: split ? ["split"] : [],
+      image: req.mapperImage,
+      command: req.mapperCommand,
+      execution: ExecutionMode.POOLED,
+      agentMode: stream ? AgentMode.STREAM : AgentMode.EXEC,
+      pool: {
+        case: "poolPolicy",
+        value: { minSize: poolSize, maxSize: poolSize, warmUp: true },
+      },
+      maxWorkers: maxParallel,
+      mapItems,
+      ...shared,
+    },
+    {
+      id: "reduce",
+      kind: StepKind.REDUCE,
+      dependsOn: ["map"],
+      image: req.reducerImage,
+      command: req.reducerCommand,
+      execution: ExecutionMode.COLD,
+      ...shared,
+    },
+  ];
+  if (req.items.case === "splitterImage") {
+    steps.push({
+      id: "split",
+      kind: StepKind.TASK,
+      image: req.items.value,
+      command: req.splitterCommand,
+      execution: ExecutionMode.COLD,
+      ...shared,
+    });
+  }
   const request = create(CreateWorkflowRequestSchema, {
     name: req.name,
     description: req.description,
@@ -126,28 +220,7 @@ export function mapReduceWorkflow(
       failure: req.failure,
       stateTtl: req.stateTtl,
     },
-    steps: [
-      {
-        id: "map",
-        kind: StepKind.MAP,
-        image: req.mapperImage,
-        command: req.mapperCommand,
-        execution: ExecutionMode.POOLED,
-        agentMode: stream ? AgentMode.STREAM : AgentMode.EXEC,
-        pool: { case: "poolPolicy", value: { maxSize: poolSize } },
-        mapItems,
-        ...shared,
-      },
-      {
-        id: "reduce",
-        kind: StepKind.REDUCE,
-        dependsOn: ["map"],
-        image: req.reducerImage,
-        command: req.reducerCommand,
-        execution: ExecutionMode.COLD,
-        ...shared,
-      },
-    ],
+    steps,
   });
   try {
     return { request, definition: definitionFromProto(request, limits) };

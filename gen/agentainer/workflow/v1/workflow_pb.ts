@@ -18,7 +18,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file agentainer/workflow/v1/workflow.proto.
  */
 export const file_agentainer_workflow_v1_workflow: GenFile = /*@__PURE__*/
-  fileDesc("CiVhZ2VudGFpbmVyL3dvcmtmbG93L3YxL3dvcmtmbG93LnByb3RvEhZhZ2VudGFpbmVyLndvcmtmbG93LnYxIqkGCghXb3JrZmxvdxIKCgJpZBgBIAEoCRIMCgRuYW1lGAIgASgJEhMKC2Rlc2NyaXB0aW9uGAMgASgJEjwKBmxhYmVscxgEIAMoCzIsLmFnZW50YWluZXIud29ya2Zsb3cudjEuV29ya2Zsb3cuTGFiZWxzRW50cnkSNgoGY29uZmlnGAUgASgLMiYuYWdlbnRhaW5lci53b3JrZmxvdy52MS5Xb3JrZmxvd0NvbmZpZxIrCgVzdGVwcxgGIAMoCzIcLmFnZW50YWluZXIud29ya2Zsb3cudjEuU3RlcBIlCgVpbnB1dBgHIAEoCzIWLmdvb2dsZS5wcm90b2J1Zi5WYWx1ZRI2CgZzdGF0dXMYCCABKA4yJi5hZ2VudGFpbmVyLndvcmtmbG93LnYxLldvcmtmbG93U3RhdHVzEhYKDnN0YXR1c19tZXNzYWdlGAkgASgJEjsKDXN0ZXBfcHJvZ3Jlc3MYCiADKAsyJC5hZ2VudGFpbmVyLndvcmtmbG93LnYxLlN0ZXBQcm9ncmVzcxIyCgZjb3VudHMYCyABKAsyIi5hZ2VudGFpbmVyLndvcmtmbG93LnYxLlRhc2tDb3VudHMSJgoGcmVzdWx0GAwgASgLMhYuZ29vZ2xlLnByb3RvYnVmLlZhbHVlEi8KC2NyZWF0ZV90aW1lGA0gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpzdGFydF90aW1lGA4gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgPIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASNQoRc3RhdGVfZXhwaXJlX3RpbWUYECABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC2V4cGlyZV90aW1lGBEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIVCg1sYXN0X3NlcXVlbmNlGBIgASgEGi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEi7gQKA0pvYhITCgt3b3JrZmxvd19pZBgBIAEoCRIPCgdzdGVwX2lkGAIgASgJEg8KB3Rhc2tfaWQYAyABKAkSDQoFaW5kZXgYBCABKA0SMQoGc3RhdHVzGAUgASgOMiEuYWdlbnRhaW5lci53b3JrZmxvdy52MS5Kb2JTdGF0dXMSOgoOYXR0ZW1wdF9zdGF0dXMYBiABKA4yIi5hZ2VudGFpbmVyLmV4ZWN1dG9yLnYxLlRhc2tTdGF0dXMSDwoHYXR0ZW1wdBgHIAEoDRIUCgxtYXhfYXR0ZW1wdHMYCCABKA0SEAoIYWdlbnRfaWQYCSABKAkSFAoMY29udGFpbmVyX2lkGAogASgJEhYKDmNvbnRhaW5lcl9uYW1lGAsgASgJEg8KB3Bvb2xfaWQYDCABKAkSLwoLY3JlYXRlX3RpbWUYDSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnN0YXJ0X3RpbWUYDiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZF90aW1lGA8gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIWCglleGl0X2NvZGUYECABKAVIAIgBARINCgVlcnJvchgRIAEoCRI1ChFuZXh0X2F0dGVtcHRfdGltZRgSIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASJgoGcmVzdWx0GBMgASgLMhYuZ29vZ2xlLnByb3RvYnVmLlZhbHVlEhcKD2F0dGVtcHRfdGFza19pZBgUIAEoCUIMCgpfZXhpdF9jb2RlIuQCChVDcmVhdGVXb3JrZmxvd1JlcXVlc3QSDAoEbmFtZRgBIAEoCRITCgtkZXNjcmlwdGlvbhgCIAEoCRI2CgZjb25maWcYAyABKAsyJi5hZ2VudGFpbmVyLndvcmtmbG93LnYxLldvcmtmbG93Q29uZmlnEisKBXN0ZXBzGAQgAygLMhwuYWdlbnRhaW5lci53b3JrZmxvdy52MS5TdGVwEiUKBWlucHV0GAUgASgLMhYuZ29vZ2xlLnByb3RvYnVmLlZhbHVlEkkKBmxhYmVscxgGIAMoCzI5LmFnZW50YWluZXIud29ya2Zsb3cudjEuQ3JlYXRlV29ya2Zsb3dSZXF1ZXN0LkxhYmVsc0VudHJ5EhMKC3dvcmtmbG93X2lkGAcgASgJEg0KBXN0YXJ0GAggASgIGi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiTAoWQ3JlYXRlV29ya2Zsb3dSZXNwb25zZRIyCgh3b3JrZmxvdxgBIAEoCzIgLmFnZW50YWluZXIud29ya2Zsb3cudjEuV29ya2Zsb3ci8AEKFExpc3RXb3JrZmxvd3NSZXF1ZXN0EjgKCHN0YXR1c2VzGAEgAygOMiYuYWdlbnRhaW5lci53b3JrZmxvdy52MS5Xb3JrZmxvd1N0YXR1cxJICgZsYWJlbHMYAiADKAsyOC5hZ2VudGFpbmVyLndvcmtmbG93LnYxLkxpc3RXb3JrZmxvd3NSZXF1ZXN0LkxhYmVsc0VudHJ5EhEKCXBhZ2Vfc2l6ZRgDIAEoDRISCgpwYWdlX3Rva2VuGAQgASgJGi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiZQoVTGlzdFdvcmtmbG93c1Jlc3BvbnNlEjMKCXdvcmtmbG93cxgBIAMoCzIgLmFnZW50YWluZXIud29ya2Zsb3cudjEuV29ya2Zsb3cSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIkcKEkdldFdvcmtmbG93UmVxdWVzdBITCgt3b3JrZmxvd19pZBgBIAEoCRIcChRpbmNsdWRlX3N0ZXBfb3V0cHV0cxgCIAEoCCJJChNHZXRXb3JrZmxvd1Jlc3BvbnNlEjIKCHdvcmtmbG93GAEgASgLMiAuYWdlbnRhaW5lci53b3JrZmxvdy52MS5Xb3JrZmxvdyIrChRTdGFydFdvcmtmbG93UmVxdWVzdBITCgt3b3JrZmxvd19pZBgBIAEoCSJLChVTdGFydFdvcmtmbG93UmVzcG9uc2USMgoId29ya2Zsb3cYASABKAsyIC5hZ2VudGFpbmVyLndvcmtmbG93LnYxLldvcmtmbG93IjwKFUNhbmNlbFdvcmtmbG93UmVxdWVzdBITCgt3b3JrZmxvd19pZBgBIAEoCRIOCgZyZWFzb24YAiABKAkiTAoWQ2FuY2VsV29ya2Zsb3dSZXNwb25zZRIyCgh3b3JrZmxvdxgBIAEoCzIgLmFnZW50YWluZXIud29ya2Zsb3cudjEuV29ya2Zsb3ciOwoVRGVsZXRlV29ya2Zsb3dSZXF1ZXN0EhMKC3dvcmtmbG93X2lkGAEgASgJEg0KBWZvcmNlGAIgASgIIhgKFkRlbGV0ZVdvcmtmbG93UmVzcG9uc2UirAEKD0xpc3RKb2JzUmVxdWVzdBITCgt3b3JrZmxvd19pZBgBIAEoCRIPCgdzdGVwX2lkGAIgASgJEjMKCHN0YXR1c2VzGAMgAygOMiEuYWdlbnRhaW5lci53b3JrZmxvdy52MS5Kb2JTdGF0dXMSFwoPaW5jbHVkZV9yZXN1bHRzGAQgASgIEhEKCXBhZ2Vfc2l6ZRgFIAEoDRISCgpwYWdlX3Rva2VuGAYgASgJIlYKEExpc3RKb2JzUmVzcG9uc2USKQoEam9icxgBIAMoCzIbLmFnZW50YWluZXIud29ya2Zsb3cudjEuSm9iEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSI8ChdHZXRXb3JrZmxvd1N0YXRlUmVxdWVzdBITCgt3b3JrZmxvd19pZBgBIAEoCRIMCgRrZXlzGAIgAygJIlQKGEdldFdvcmtmbG93U3RhdGVSZXNwb25zZRInCgZ2YWx1ZXMYASABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0Eg8KB3ZlcnNpb24YAiABKAQiVwoXUHV0V29ya2Zsb3dTdGF0ZVJlcXVlc3QSEwoLd29ya2Zsb3dfaWQYASABKAkSJwoGdmFsdWVzGAIgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdCIrChhQdXRXb3JrZmxvd1N0YXRlUmVzcG9uc2USDwoHdmVyc2lvbhgBIAEoBCLNBwoWQ3JlYXRlTWFwUmVkdWNlUmVxdWVzdBIMCgRuYW1lGAEgASgJEhMKC2Rlc2NyaXB0aW9uGAIgASgJEhQKDG1hcHBlcl9pbWFnZRgDIAEoCRIVCg1yZWR1Y2VyX2ltYWdlGAQgASgJEhYKDm1hcHBlcl9jb21tYW5kGAUgAygJEhcKD3JlZHVjZXJfY29tbWFuZBgGIAMoCRI4CgxpbmxpbmVfaXRlbXMYByABKAsyIC5hZ2VudGFpbmVyLndvcmtmbG93LnYxLkl0ZW1MaXN0SAASGQoPaXRlbXNfc3RhdGVfa2V5GAggASgJSAASGgoQaXRlbXNfaW5wdXRfcGF0aBgJIAEoCUgAEiUKBWlucHV0GAogASgLMhYuZ29vZ2xlLnByb3RvYnVmLlZhbHVlEhQKDG1heF9wYXJhbGxlbBgLIAEoDRIRCglwb29sX3NpemUYDCABKA0SKgoHdGltZW91dBgNIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIvCgx0YXNrX3RpbWVvdXQYDiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SMgoFcmV0cnkYDyABKAsyIy5hZ2VudGFpbmVyLndvcmtmbG93LnYxLlJldHJ5UG9saWN5EjgKB2ZhaWx1cmUYECABKAsyJy5hZ2VudGFpbmVyLndvcmtmbG93LnYxLkZhaWx1cmVTdHJhdGVneRI1CgphZ2VudF9tb2RlGBEgASgOMiEuYWdlbnRhaW5lci5leGVjdXRvci52MS5BZ2VudE1vZGUSRAoDZW52GBIgAygLMjcuYWdlbnRhaW5lci53b3JrZmxvdy52MS5DcmVhdGVNYXBSZWR1Y2VSZXF1ZXN0LkVudkVudHJ5EjYKBmxpbWl0cxgTIAEoCzImLmFnZW50YWluZXIuZXhlY3V0b3IudjEuUmVzb3VyY2VMaW1pdHMSSgoGbGFiZWxzGBQgAygLMjouYWdlbnRhaW5lci53b3JrZmxvdy52MS5DcmVhdGVNYXBSZWR1Y2VSZXF1ZXN0LkxhYmVsc0VudHJ5EhMKC3dvcmtmbG93X2lkGBUgASgJEiwKCXN0YXRlX3R0bBgWIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhoqCghFbnZFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBGi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAFCBwoFaXRlbXMiTQoXQ3JlYXRlTWFwUmVkdWNlUmVzcG9uc2USMgoId29ya2Zsb3cYASABKAsyIC5hZ2VudGFpbmVyLndvcmtmbG93LnYxLldvcmtmbG93IngKFFdhdGNoV29ya2Zsb3dSZXF1ZXN0EhMKC3dvcmtmbG93X2lkGAEgASgJEhsKDmFmdGVyX3NlcXVlbmNlGAIgASgESACIAQESGwoTZXhjbHVkZV90YXNrX2V2ZW50cxgDIAEoCEIRCg9fYWZ0ZXJfc2VxdWVuY2UiTQoVV2F0Y2hXb3JrZmxvd1Jlc3BvbnNlEjQKBWV2ZW50GAEgASgLMiUuYWdlbnRhaW5lci53b3JrZmxvdy52MS5Xb3JrZmxvd0V2ZW50MtkJCg9Xb3JrZmxvd1NlcnZpY2USbwoOQ3JlYXRlV29ya2Zsb3cSLS5hZ2VudGFpbmVyLndvcmtmbG93LnYxLkNyZWF0ZVdvcmtmbG93UmVxdWVzdBouLmFnZW50YWluZXIud29ya2Zsb3cudjEuQ3JlYXRlV29ya2Zsb3dSZXNwb25zZRJsCg1MaXN0V29ya2Zsb3dzEiwuYWdlbnRhaW5lci53b3JrZmxvdy52MS5MaXN0V29ya2Zsb3dzUmVxdWVzdBotLmFnZW50YWluZXIud29ya2Zsb3cudjEuTGlzdFdvcmtmbG93c1Jlc3BvbnNlEmYKC0dldFdvcmtmbG93EiouYWdlbnRhaW5lci53b3JrZmxvdy52MS5HZXRXb3JrZmxvd1JlcXVlc3QaKy5hZ2VudGFpbmVyLndvcmtmbG93LnYxLkdldFdvcmtmbG93UmVzcG9uc2USbAoNU3RhcnRXb3JrZmxvdxIsLmFnZW50YWluZXIud29ya2Zsb3cudjEuU3RhcnRXb3JrZmxvd1JlcXVlc3QaLS5hZ2VudGFpbmVyLndvcmtmbG93LnYxLlN0YXJ0V29ya2Zsb3dSZXNwb25zZRJvCg5DYW5jZWxXb3JrZmxvdxItLmFnZW50YWluZXIud29ya2Zsb3cudjEuQ2FuY2VsV29ya2Zsb3dSZXF1ZXN0Gi4uYWdlbnRhaW5lci53b3JrZmxvdy52MS5DYW5jZWxXb3JrZmxvd1Jlc3BvbnNlEm8KDkRlbGV0ZVdvcmtmbG93Ei0uYWdlbnRhaW5lci53b3JrZmxvdy52MS5EZWxldGVXb3JrZmxvd1JlcXVlc3QaLi5hZ2VudGFpbmVyLndvcmtmbG93LnYxLkRlbGV0ZVdvcmtmbG93UmVzcG9uc2USXQoITGlzdEpvYnMSJy5hZ2VudGFpbmVyLndvcmtmbG93LnYxLkxpc3RKb2JzUmVxdWVzdBooLmFnZW50YWluZXIud29ya2Zsb3cudjEuTGlzdEpvYnNSZXNwb25zZRJ1ChBHZXRXb3JrZmxvd1N0YXRlEi8uYWdlbnRhaW5lci53b3JrZmxvdy52MS5HZXRXb3JrZmxvd1N0YXRlUmVxdWVzdBowLmFnZW50YWluZXIud29ya2Zsb3cudjEuR2V0V29ya2Zsb3dTdGF0ZVJlc3BvbnNlEnUKEFB1dFdvcmtmbG93U3RhdGUSLy5hZ2VudGFpbmVyLndvcmtmbG93LnYxLlB1dFdvcmtmbG93U3RhdGVSZXF1ZXN0GjAuYWdlbnRhaW5lci53b3JrZmxvdy52MS5QdXRXb3JrZmxvd1N0YXRlUmVzcG9uc2UScgoPQ3JlYXRlTWFwUmVkdWNlEi4uYWdlbnRhaW5lci53b3JrZmxvdy52MS5DcmVhdGVNYXBSZWR1Y2VSZXF1ZXN0Gi8uYWdlbnRhaW5lci53b3JrZmxvdy52MS5DcmVhdGVNYXBSZWR1Y2VSZXNwb25zZRJuCg1XYXRjaFdvcmtmbG93EiwuYWdlbnRhaW5lci53b3JrZmxvdy52MS5XYXRjaFdvcmtmbG93UmVxdWVzdBotLmFnZW50YWluZXIud29ya2Zsb3cudjEuV2F0Y2hXb3JrZmxvd1Jlc3BvbnNlMAFiBnByb3RvMw", [file_agentainer_executor_v1_executor, file_agentainer_workflow_v1_definition, file_agentainer_workflow_v1_events, file_google_protobuf_duration, file_google_protobuf_struct, file_google_protobuf_timestamp]);
+  fileDesc("CiVhZ2VudGFpbmVyL3dvcmtmbG93L3YxL3dvcmtmbG93LnByb3RvEhZhZ2VudGFpbmVyLndvcmtmbG93LnYxIqkGCghXb3JrZmxvdxIKCgJpZBgBIAEoCRIMCgRuYW1lGAIgASgJEhMKC2Rlc2NyaXB0aW9uGAMgASgJEjwKBmxhYmVscxgEIAMoCzIsLmFnZW50YWluZXIud29ya2Zsb3cudjEuV29ya2Zsb3cuTGFiZWxzRW50cnkSNgoGY29uZmlnGAUgASgLMiYuYWdlbnRhaW5lci53b3JrZmxvdy52MS5Xb3JrZmxvd0NvbmZpZxIrCgVzdGVwcxgGIAMoCzIcLmFnZW50YWluZXIud29ya2Zsb3cudjEuU3RlcBIlCgVpbnB1dBgHIAEoCzIWLmdvb2dsZS5wcm90b2J1Zi5WYWx1ZRI2CgZzdGF0dXMYCCABKA4yJi5hZ2VudGFpbmVyLndvcmtmbG93LnYxLldvcmtmbG93U3RhdHVzEhYKDnN0YXR1c19tZXNzYWdlGAkgASgJEjsKDXN0ZXBfcHJvZ3Jlc3MYCiADKAsyJC5hZ2VudGFpbmVyLndvcmtmbG93LnYxLlN0ZXBQcm9ncmVzcxIyCgZjb3VudHMYCyABKAsyIi5hZ2VudGFpbmVyLndvcmtmbG93LnYxLlRhc2tDb3VudHMSJgoGcmVzdWx0GAwgASgLMhYuZ29vZ2xlLnByb3RvYnVmLlZhbHVlEi8KC2NyZWF0ZV90aW1lGA0gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpzdGFydF90aW1lGA4gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgPIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASNQoRc3RhdGVfZXhwaXJlX3RpbWUYECABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC2V4cGlyZV90aW1lGBEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIVCg1sYXN0X3NlcXVlbmNlGBIgASgEGi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEi7gQKA0pvYhITCgt3b3JrZmxvd19pZBgBIAEoCRIPCgdzdGVwX2lkGAIgASgJEg8KB3Rhc2tfaWQYAyABKAkSDQoFaW5kZXgYBCABKA0SMQoGc3RhdHVzGAUgASgOMiEuYWdlbnRhaW5lci53b3JrZmxvdy52MS5Kb2JTdGF0dXMSOgoOYXR0ZW1wdF9zdGF0dXMYBiABKA4yIi5hZ2VudGFpbmVyLmV4ZWN1dG9yLnYxLlRhc2tTdGF0dXMSDwoHYXR0ZW1wdBgHIAEoDRIUCgxtYXhfYXR0ZW1wdHMYCCABKA0SEAoIYWdlbnRfaWQYCSABKAkSFAoMY29udGFpbmVyX2lkGAogASgJEhYKDmNvbnRhaW5lcl9uYW1lGAsgASgJEg8KB3Bvb2xfaWQYDCABKAkSLwoLY3JlYXRlX3RpbWUYDSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnN0YXJ0X3RpbWUYDiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZF90aW1lGA8gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIWCglleGl0X2NvZGUYECABKAVIAIgBARINCgVlcnJvchgRIAEoCRI1ChFuZXh0X2F0dGVtcHRfdGltZRgSIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASJgoGcmVzdWx0GBMgASgLMhYuZ29vZ2xlLnByb3RvYnVmLlZhbHVlEhcKD2F0dGVtcHRfdGFza19pZBgUIAEoCUIMCgpfZXhpdF9jb2RlIuQCChVDcmVhdGVXb3JrZmxvd1JlcXVlc3QSDAoEbmFtZRgBIAEoCRITCgtkZXNjcmlwdGlvbhgCIAEoCRI2CgZjb25maWcYAyABKAsyJi5hZ2VudGFpbmVyLndvcmtmbG93LnYxLldvcmtmbG93Q29uZmlnEisKBXN0ZXBzGAQgAygLMhwuYWdlbnRhaW5lci53b3JrZmxvdy52MS5TdGVwEiUKBWlucHV0GAUgASgLMhYuZ29vZ2xlLnByb3RvYnVmLlZhbHVlEkkKBmxhYmVscxgGIAMoCzI5LmFnZW50YWluZXIud29ya2Zsb3cudjEuQ3JlYXRlV29ya2Zsb3dSZXF1ZXN0LkxhYmVsc0VudHJ5EhMKC3dvcmtmbG93X2lkGAcgASgJEg0KBXN0YXJ0GAggASgIGi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiTAoWQ3JlYXRlV29ya2Zsb3dSZXNwb25zZRIyCgh3b3JrZmxvdxgBIAEoCzIgLmFnZW50YWluZXIud29ya2Zsb3cudjEuV29ya2Zsb3ci8AEKFExpc3RXb3JrZmxvd3NSZXF1ZXN0EjgKCHN0YXR1c2VzGAEgAygOMiYuYWdlbnRhaW5lci53b3JrZmxvdy52MS5Xb3JrZmxvd1N0YXR1cxJICgZsYWJlbHMYAiADKAsyOC5hZ2VudGFpbmVyLndvcmtmbG93LnYxLkxpc3RXb3JrZmxvd3NSZXF1ZXN0LkxhYmVsc0VudHJ5EhEKCXBhZ2Vfc2l6ZRgDIAEoDRISCgpwYWdlX3Rva2VuGAQgASgJGi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiZQoVTGlzdFdvcmtmbG93c1Jlc3BvbnNlEjMKCXdvcmtmbG93cxgBIAMoCzIgLmFnZW50YWluZXIud29ya2Zsb3cudjEuV29ya2Zsb3cSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIkcKEkdldFdvcmtmbG93UmVxdWVzdBITCgt3b3JrZmxvd19pZBgBIAEoCRIcChRpbmNsdWRlX3N0ZXBfb3V0cHV0cxgCIAEoCCJJChNHZXRXb3JrZmxvd1Jlc3BvbnNlEjIKCHdvcmtmbG93GAEgASgLMiAuYWdlbnRhaW5lci53b3JrZmxvdy52MS5Xb3JrZmxvdyIrChRTdGFydFdvcmtmbG93UmVxdWVzdBITCgt3b3JrZmxvd19pZBgBIAEoCSJLChVTdGFydFdvcmtmbG93UmVzcG9uc2USMgoId29ya2Zsb3cYASABKAsyIC5hZ2VudGFpbmVyLndvcmtmbG93LnYxLldvcmtmbG93IjwKFUNhbmNlbFdvcmtmbG93UmVxdWVzdBITCgt3b3JrZmxvd19pZBgBIAEoCRIOCgZyZWFzb24YAiABKAkiTAoWQ2FuY2VsV29ya2Zsb3dSZXNwb25zZRIyCgh3b3JrZmxvdxgBIAEoCzIgLmFnZW50YWluZXIud29ya2Zsb3cudjEuV29ya2Zsb3ciOwoVRGVsZXRlV29ya2Zsb3dSZXF1ZXN0EhMKC3dvcmtmbG93X2lkGAEgASgJEg0KBWZvcmNlGAIgASgIIhgKFkRlbGV0ZVdvcmtmbG93UmVzcG9uc2UirAEKD0xpc3RKb2JzUmVxdWVzdBITCgt3b3JrZmxvd19pZBgBIAEoCRIPCgdzdGVwX2lkGAIgASgJEjMKCHN0YXR1c2VzGAMgAygOMiEuYWdlbnRhaW5lci53b3JrZmxvdy52MS5Kb2JTdGF0dXMSFwoPaW5jbHVkZV9yZXN1bHRzGAQgASgIEhEKCXBhZ2Vfc2l6ZRgFIAEoDRISCgpwYWdlX3Rva2VuGAYgASgJIlYKEExpc3RKb2JzUmVzcG9uc2USKQoEam9icxgBIAMoCzIbLmFnZW50YWluZXIud29ya2Zsb3cudjEuSm9iEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSI8ChdHZXRXb3JrZmxvd1N0YXRlUmVxdWVzdBITCgt3b3JrZmxvd19pZBgBIAEoCRIMCgRrZXlzGAIgAygJIlQKGEdldFdvcmtmbG93U3RhdGVSZXNwb25zZRInCgZ2YWx1ZXMYASABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0Eg8KB3ZlcnNpb24YAiABKAQiVwoXUHV0V29ya2Zsb3dTdGF0ZVJlcXVlc3QSEwoLd29ya2Zsb3dfaWQYASABKAkSJwoGdmFsdWVzGAIgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdCIrChhQdXRXb3JrZmxvd1N0YXRlUmVzcG9uc2USDwoHdmVyc2lvbhgBIAEoBCKeCAoWQ3JlYXRlTWFwUmVkdWNlUmVxdWVzdBIMCgRuYW1lGAEgASgJEhMKC2Rlc2NyaXB0aW9uGAIgASgJEhQKDG1hcHBlcl9pbWFnZRgDIAEoCRIVCg1yZWR1Y2VyX2ltYWdlGAQgASgJEhYKDm1hcHBlcl9jb21tYW5kGAUgAygJEhcKD3JlZHVjZXJfY29tbWFuZBgGIAMoCRI4CgxpbmxpbmVfaXRlbXMYByABKAsyIC5hZ2VudGFpbmVyLndvcmtmbG93LnYxLkl0ZW1MaXN0SAASGQoPaXRlbXNfc3RhdGVfa2V5GAggASgJSAASGgoQaXRlbXNfaW5wdXRfcGF0aBgJIAEoCUgAEhgKDnNwbGl0dGVyX2ltYWdlGBcgASgJSAASGAoQc3BsaXR0ZXJfY29tbWFuZBgYIAMoCRIbChNzcGxpdHRlcl9pdGVtc19wYXRoGBkgASgJEiUKBWlucHV0GAogASgLMhYuZ29vZ2xlLnByb3RvYnVmLlZhbHVlEhQKDG1heF9wYXJhbGxlbBgLIAEoDRIRCglwb29sX3NpemUYDCABKA0SKgoHdGltZW91dBgNIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIvCgx0YXNrX3RpbWVvdXQYDiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SMgoFcmV0cnkYDyABKAsyIy5hZ2VudGFpbmVyLndvcmtmbG93LnYxLlJldHJ5UG9saWN5EjgKB2ZhaWx1cmUYECABKAsyJy5hZ2VudGFpbmVyLndvcmtmbG93LnYxLkZhaWx1cmVTdHJhdGVneRI1CgphZ2VudF9tb2RlGBEgASgOMiEuYWdlbnRhaW5lci5leGVjdXRvci52MS5BZ2VudE1vZGUSRAoDZW52GBIgAygLMjcuYWdlbnRhaW5lci53b3JrZmxvdy52MS5DcmVhdGVNYXBSZWR1Y2VSZXF1ZXN0LkVudkVudHJ5EjYKBmxpbWl0cxgTIAEoCzImLmFnZW50YWluZXIuZXhlY3V0b3IudjEuUmVzb3VyY2VMaW1pdHMSSgoGbGFiZWxzGBQgAygLMjouYWdlbnRhaW5lci53b3JrZmxvdy52MS5DcmVhdGVNYXBSZWR1Y2VSZXF1ZXN0LkxhYmVsc0VudHJ5EhMKC3dvcmtmbG93X2lkGBUgASgJEiwKCXN0YXRlX3R0bBgWIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhoqCghFbnZFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBGi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAFCBwoFaXRlbXMiTQoXQ3JlYXRlTWFwUmVkdWNlUmVzcG9uc2USMgoId29ya2Zsb3cYASABKAsyIC5hZ2VudGFpbmVyLndvcmtmbG93LnYxLldvcmtmbG93IngKFFdhdGNoV29ya2Zsb3dSZXF1ZXN0EhMKC3dvcmtmbG93X2lkGAEgASgJEhsKDmFmdGVyX3NlcXVlbmNlGAIgASgESACIAQESGwoTZXhjbHVkZV90YXNrX2V2ZW50cxgDIAEoCEIRCg9fYWZ0ZXJfc2VxdWVuY2UiTQoVV2F0Y2hXb3JrZmxvd1Jlc3BvbnNlEjQKBWV2ZW50GAEgASgLMiUuYWdlbnRhaW5lci53b3JrZmxvdy52MS5Xb3JrZmxvd0V2ZW50MtkJCg9Xb3JrZmxvd1NlcnZpY2USbwoOQ3JlYXRlV29ya2Zsb3cSLS5hZ2VudGFpbmVyLndvcmtmbG93LnYxLkNyZWF0ZVdvcmtmbG93UmVxdWVzdBouLmFnZW50YWluZXIud29ya2Zsb3cudjEuQ3JlYXRlV29ya2Zsb3dSZXNwb25zZRJsCg1MaXN0V29ya2Zsb3dzEiwuYWdlbnRhaW5lci53b3JrZmxvdy52MS5MaXN0V29ya2Zsb3dzUmVxdWVzdBotLmFnZW50YWluZXIud29ya2Zsb3cudjEuTGlzdFdvcmtmbG93c1Jlc3BvbnNlEmYKC0dldFdvcmtmbG93EiouYWdlbnRhaW5lci53b3JrZmxvdy52MS5HZXRXb3JrZmxvd1JlcXVlc3QaKy5hZ2VudGFpbmVyLndvcmtmbG93LnYxLkdldFdvcmtmbG93UmVzcG9uc2USbAoNU3RhcnRXb3JrZmxvdxIsLmFnZW50YWluZXIud29ya2Zsb3cudjEuU3RhcnRXb3JrZmxvd1JlcXVlc3QaLS5hZ2VudGFpbmVyLndvcmtmbG93LnYxLlN0YXJ0V29ya2Zsb3dSZXNwb25zZRJvCg5DYW5jZWxXb3JrZmxvdxItLmFnZW50YWluZXIud29ya2Zsb3cudjEuQ2FuY2VsV29ya2Zsb3dSZXF1ZXN0Gi4uYWdlbnRhaW5lci53b3JrZmxvdy52MS5DYW5jZWxXb3JrZmxvd1Jlc3BvbnNlEm8KDkRlbGV0ZVdvcmtmbG93Ei0uYWdlbnRhaW5lci53b3JrZmxvdy52MS5EZWxldGVXb3JrZmxvd1JlcXVlc3QaLi5hZ2VudGFpbmVyLndvcmtmbG93LnYxLkRlbGV0ZVdvcmtmbG93UmVzcG9uc2USXQoITGlzdEpvYnMSJy5hZ2VudGFpbmVyLndvcmtmbG93LnYxLkxpc3RKb2JzUmVxdWVzdBooLmFnZW50YWluZXIud29ya2Zsb3cudjEuTGlzdEpvYnNSZXNwb25zZRJ1ChBHZXRXb3JrZmxvd1N0YXRlEi8uYWdlbnRhaW5lci53b3JrZmxvdy52MS5HZXRXb3JrZmxvd1N0YXRlUmVxdWVzdBowLmFnZW50YWluZXIud29ya2Zsb3cudjEuR2V0V29ya2Zsb3dTdGF0ZVJlc3BvbnNlEnUKEFB1dFdvcmtmbG93U3RhdGUSLy5hZ2VudGFpbmVyLndvcmtmbG93LnYxLlB1dFdvcmtmbG93U3RhdGVSZXF1ZXN0GjAuYWdlbnRhaW5lci53b3JrZmxvdy52MS5QdXRXb3JrZmxvd1N0YXRlUmVzcG9uc2UScgoPQ3JlYXRlTWFwUmVkdWNlEi4uYWdlbnRhaW5lci53b3JrZmxvdy52MS5DcmVhdGVNYXBSZWR1Y2VSZXF1ZXN0Gi8uYWdlbnRhaW5lci53b3JrZmxvdy52MS5DcmVhdGVNYXBSZWR1Y2VSZXNwb25zZRJuCg1XYXRjaFdvcmtmbG93EiwuYWdlbnRhaW5lci53b3JrZmxvdy52MS5XYXRjaFdvcmtmbG93UmVxdWVzdBotLmFnZW50YWluZXIud29ya2Zsb3cudjEuV2F0Y2hXb3JrZmxvd1Jlc3BvbnNlMAFiBnByb3RvMw", [file_agentainer_executor_v1_executor, file_agentainer_workflow_v1_definition, file_agentainer_workflow_v1_events, file_google_protobuf_duration, file_google_protobuf_struct, file_google_protobuf_timestamp]);
 
 /**
  * A workflow: its definition and its run.
@@ -871,16 +871,39 @@ export const PutWorkflowStateResponseSchema: GenMessage<PutWorkflowStateResponse
   messageDesc(file_agentainer_workflow_v1_workflow, 19);
 
 /**
- * Request of CreateMapReduce. The workflow it builds:
+ * Request of CreateMapReduce. The workflow it builds, split -> map ->
+ * reduce (its definition lists the steps as below: `map` and `reduce` keep
+ * their places with or without a splitter):
  *   steps[0] `map`: MAP over the items, image mapper_image, POOLED on an
- *            inline pool of pool_size agents (PoolPolicy min_size =
- *            max_size = pool_size, warm_up) in agent_mode (default STREAM), max_workers = max_parallel, timeout =
- *            task_timeout, retry.
- *   steps[1] `reduce`: REDUCE depending on `map`, image reducer_image, COLD.
- *   config:  max_parallel, timeout, failure; input as given.
+ *            inline pool of pool_size agents in agent_mode (default
+ *            STREAM), max_workers = max_parallel, timeout = task_timeout,
+ *            retry. The pool's policy is min_size = max_size = pool_size
+ *            with warm_up: it is created and filled to pool_size agents as
+ *            the workflow starts (while `split` runs), keeps them while the
+ *            workflow runs, and is drained and deleted when it ends.
+ *   steps[1] `reduce`: REDUCE depending on `map`, image reducer_image, COLD,
+ *            timeout = task_timeout, retry.
+ *   steps[2] `split` (only with splitter_image): TASK, image splitter_image,
+ *            COLD, timeout = task_timeout, retry; `map` then depends on it
+ *            and takes its items from its output (map_items.from_step with
+ *            path splitter_items_path).
+ *   config:  max_parallel, timeout, failure, state_ttl; input as given.
+ * Without a splitter the items come from inline_items, items_state_key or
+ * items_input_path and the server splits them: one mapper task per element.
  * Each mapper task receives one item ("item", "index"); the reducer receives
  * every result in item order ("results") and the failures ("failures"); its
- * output is the workflow's result.
+ * output is the workflow's result. Inputs and outputs travel as
+ * docs/agent-protocol.md says.
+ *
+ * Default commands. Each *_command is an argv that replaces both the
+ * image's ENTRYPOINT and its CMD (it becomes the step's command, with no
+ * args). Empty, the default, runs the image as built: its ENTRYPOINT with
+ * its CMD as arguments (or the CMD alone), so an image made for the job
+ * needs no command. The exception is mapper_command under AGENT_MODE_EXEC,
+ * which is required (see mapper_command). An image with neither ENTRYPOINT
+ * nor CMD needs a command: without one its task fails when it runs (`image
+ * "..." has neither ENTRYPOINT nor CMD`). The local-process runtime ignores
+ * images, so there every command is required.
  *
  * @generated from message agentainer.workflow.v1.CreateMapReduceRequest
  */
@@ -914,25 +937,28 @@ export type CreateMapReduceRequest = Message<"agentainer.workflow.v1.CreateMapRe
   reducerImage: string;
 
   /**
-   * Mapper command. STREAM (the default): the agent's main process, which
-   * speaks the stream protocol; empty means the image's own ENTRYPOINT and
-   * CMD. EXEC: the argv exec'd per item, required (the agents then run the
-   * image's ENTRYPOINT and CMD, which must stay up).
+   * Mapper command. STREAM (the default): the main process of each mapper
+   * agent, started once per agent, which speaks the stream protocol; empty
+   * means the image's own ENTRYPOINT and CMD. EXEC: the argv `docker exec`
+   * runs for each item, required (INVALID_ARGUMENT `mapper_command` when
+   * empty); the agents' main process is then the image's ENTRYPOINT and CMD,
+   * which must stay up.
    *
    * @generated from field: repeated string mapper_command = 5;
    */
   mapperCommand: string[];
 
   /**
-   * Reducer command, run cold: empty means the image's own ENTRYPOINT and
-   * CMD.
+   * Reducer command, run once in a fresh container (a one-shot agent):
+   * empty means the image's own ENTRYPOINT and CMD.
    *
    * @generated from field: repeated string reducer_command = 6;
    */
   reducerCommand: string[];
 
   /**
-   * The items to map over; exactly one source is required.
+   * Where the items to map over come from; exactly one is required
+   * (INVALID_ARGUMENT `items` when none is set).
    *
    * @generated from oneof agentainer.workflow.v1.CreateMapReduceRequest.items
    */
@@ -964,28 +990,71 @@ export type CreateMapReduceRequest = Message<"agentainer.workflow.v1.CreateMapRe
      */
     value: string;
     case: "itemsInputPath";
+  } | {
+    /**
+     * Image of a splitter: a one-shot agent that lists the items. It runs
+     * first, in a fresh container, as the TASK step `split` (its input
+     * document has the workflow's `input`), and returns a JSON array, or an
+     * object holding the array at splitter_items_path, as its result (the
+     * result file, or the last line of stdout; docs/agent-protocol.md §3).
+     * The map starts when it has succeeded, one mapper task per element. A
+     * result that holds no array there fails the map step ("map_items: the
+     * output of step split holds no JSON array"); a failed splitter fails
+     * the workflow. Every mapper task also receives the splitter's output
+     * as "parents.split", which counts against the Executor's input limit
+     * (4 MiB unless configured) of each task: return the items only, and
+     * put large data in the workflow's state.
+     *
+     * @generated from field: string splitter_image = 23;
+     */
+    value: string;
+    case: "splitterImage";
   } | { case: undefined; value?: undefined };
 
   /**
-   * The input document, given to every task as "input". Required with
-   * items_input_path.
+   * Splitter command, run once in the splitter's container: empty means the
+   * image's own ENTRYPOINT and CMD. Only with splitter_image
+   * (INVALID_ARGUMENT `splitter_command` otherwise). Example, with a shell
+   * image: ["sh", "-c", "echo '[1,2,3]' > $AGENTAINER_RESULT_FILE"].
+   *
+   * @generated from field: repeated string splitter_command = 24;
+   */
+  splitterCommand: string[];
+
+  /**
+   * A JSON pointer (RFC 6901) into the splitter's result at which the array
+   * of items sits, e.g. `/items` for `{"items": [...], "source": "..."}`;
+   * empty (the default) means the result is itself the array. Only with
+   * splitter_image (INVALID_ARGUMENT `splitter_items_path` otherwise).
+   *
+   * @generated from field: string splitter_items_path = 25;
+   */
+  splitterItemsPath: string;
+
+  /**
+   * The input document, given to every task (splitter, mappers, reducer) as
+   * "input". Required with items_input_path.
    *
    * @generated from field: google.protobuf.Value input = 10;
    */
   input?: Value | undefined;
 
   /**
-   * Most mapper tasks running at once (the seed's `--parallel`). 0 means 10;
-   * at most 10,000.
+   * Most mapper tasks running at once (the seed's `--parallel`), set both as
+   * the workflow's max_parallel and as the map step's max_workers. 0 means
+   * 10; at most 10,000.
    *
    * @generated from field: uint32 max_parallel = 11;
    */
   maxParallel: number;
 
   /**
-   * Number of warm mapper agents. 0 means max_parallel (one agent per
-   * concurrent task), capped at the Pool service's limit (256 unless
-   * configured); more than that limit is INVALID_ARGUMENT.
+   * Number of warm mapper agents, all started as the workflow starts and
+   * kept until it ends. 0 means one agent per mapper task that can run at
+   * once: max_parallel, or the number of items when fewer and known at
+   * create (inline_items, items_input_path), at least 1; capped at the Pool
+   * service's limit (256 unless configured). A value above that limit is
+   * INVALID_ARGUMENT. Agents beyond max_parallel stay idle.
    *
    * @generated from field: uint32 pool_size = 12;
    */
@@ -999,14 +1068,16 @@ export type CreateMapReduceRequest = Message<"agentainer.workflow.v1.CreateMapRe
   timeout?: Duration | undefined;
 
   /**
-   * Deadline of each mapper and reducer task attempt. Zero means none.
+   * Deadline of each splitter, mapper and reducer task attempt. Zero means
+   * the Executor's default (Step.timeout).
    *
    * @generated from field: google.protobuf.Duration task_timeout = 14;
    */
   taskTimeout?: Duration | undefined;
 
   /**
-   * How failed mapper and reducer tasks are retried. Unset means no retry.
+   * How failed splitter, mapper and reducer tasks are retried. Unset means
+   * no retry.
    *
    * @generated from field: agentainer.workflow.v1.RetryPolicy retry = 15;
    */
@@ -1028,14 +1099,15 @@ export type CreateMapReduceRequest = Message<"agentainer.workflow.v1.CreateMapRe
   agentMode: AgentMode;
 
   /**
-   * Environment of every mapper and reducer task (Step.env rules).
+   * Environment of every splitter, mapper and reducer task (Step.env rules).
    *
    * @generated from field: map<string, string> env = 18;
    */
   env: { [key: string]: string };
 
   /**
-   * Limits of each mapper agent and of the reducer (Step.limits).
+   * Limits of the splitter, of each mapper agent and of the reducer
+   * (Step.limits).
    *
    * @generated from field: agentainer.executor.v1.ResourceLimits limits = 19;
    */
@@ -1301,12 +1373,13 @@ export const WorkflowService: GenService<{
     output: typeof PutWorkflowStateResponseSchema;
   },
   /**
-   * Builds, creates and starts a MapReduce workflow in one call: a pooled
-   * MAP step `map` over the items, then a REDUCE step `reduce` whose output
-   * is the workflow's result. Returns the created workflow (its definition
-   * shows the generated steps); follow it with WatchWorkflow. Validation and
-   * status codes as CreateWorkflow, with paths naming this request's fields
-   * (`mapper_image`).
+   * Builds, creates and starts a MapReduce workflow in one call: an optional
+   * cold TASK step `split` that lists the items, a pooled MAP step `map` over
+   * the items, then a REDUCE step `reduce` whose output is the workflow's
+   * result (see CreateMapReduceRequest). Returns the created workflow (its
+   * definition shows the generated steps); follow it with WatchWorkflow.
+   * Validation and status codes as CreateWorkflow, with paths naming this
+   * request's fields (`mapper_image`, `pool_size`).
    *
    * @generated from rpc agentainer.workflow.v1.WorkflowService.CreateMapReduce
    */
