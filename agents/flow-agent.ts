@@ -3,10 +3,13 @@
  * stream (otherwise). It reads the task document the Workflow service sends ({input, parents,
  * index, item, results, failures}) and acts on its `item` (MAP) or `input` (other steps):
  *   { "incr": "key" }         increments that state key first
+ *   { "set": { "k": v, ... } } sets those state keys first
  *   { "sleepMs": n }          sleeps n ms first (a stream task stops early when cancelled)
+ *   { "sleepAttempts": a }    ... only in its first a attempts (with sleepMs)
  *   { "fail": true }          fails with "item <index> failed"
  *   { "failAttempts": n }     fails its first n attempts ("attempt <a> failed"), then succeeds
  *   { "double": x }           returns x * 2 as "value"
+ *   { "emit": v }             returns v as "value"
  * and returns { index, attempt, value, parents, results, failures } (absent parts left out).
  * Built into the agentainer/node-agent image as /agents/flow-agent.mjs.
  */
@@ -24,14 +27,18 @@ type Doc = {
 type Spec = {
   incr?: string;
   sleepMs?: number;
+  sleepAttempts?: number;
   fail?: boolean;
   failAttempts?: number;
   double?: number;
+  set?: Record<string, Json>;
+  emit?: Json;
 };
 
 interface Tools {
   attempt: number;
   increment(key: string): Promise<number>;
+  set(key: string, value: Json): Promise<void>;
   signal?: AbortSignal;
 }
 
@@ -42,7 +49,11 @@ async function handle(raw: Json, tools: Tools): Promise<Json> {
     from !== null && typeof from === "object" && !Array.isArray(from) ? from : {}
   ) as Spec;
   if (typeof spec.incr === "string") await tools.increment(spec.incr);
-  if (typeof spec.sleepMs === "number") {
+  if (spec.set !== null && typeof spec.set === "object") {
+    for (const [key, v] of Object.entries(spec.set)) await tools.set(key, v);
+  }
+  const sleeps = typeof spec.sleepAttempts !== "number" || tools.attempt <= spec.sleepAttempts;
+  if (typeof spec.sleepMs === "number" && sleeps) {
     await new Promise<void>((resolve) => {
       const t = setTimeout(resolve, spec.sleepMs);
       tools.signal?.addEventListener("abort", () => {
@@ -57,6 +68,7 @@ async function handle(raw: Json, tools: Tools): Promise<Json> {
   }
   const out: Record<string, Json> = { index: doc.index ?? 0, attempt: tools.attempt };
   if (typeof spec.double === "number") out.value = spec.double * 2;
+  if (spec.emit !== undefined) out.value = spec.emit;
   if (doc.parents !== undefined) out.parents = doc.parents;
   if (doc.results !== undefined) out.results = doc.results;
   if (doc.failures !== undefined) out.failures = doc.failures;
@@ -68,6 +80,7 @@ if (process.env.AGENTAINER_TASK_ID !== undefined) {
     handle(input as Json, {
       attempt: ctx.task.attempt,
       increment: (key) => ctx.state.increment(key),
+      set: (key, v) => ctx.state.set(key, v),
     }),
   );
 } else {
@@ -75,6 +88,7 @@ if (process.env.AGENTAINER_TASK_ID !== undefined) {
     handle(input, {
       attempt: ctx.task.attempt,
       increment: (key) => ctx.state.increment(key),
+      set: (key, v) => ctx.state.set(key, v),
       signal: ctx.signal,
     }),
   );

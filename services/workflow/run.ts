@@ -832,11 +832,19 @@ export class Run {
   private async fly(step: StepRun, flight: Flight, checkItem: boolean): Promise<void> {
     const d = step.def;
     const job = flight.job;
-    if (checkItem && d.kind === "map" && d.when?.usesItem) {
+    // A per-item `when` decides an item once, before its first attempt (a retry is the same
+    // item), against the state as the step's first evaluation read it (see itemState).
+    const undecided = job.attempt === 1 || step.undecided.has(job.index);
+    if (checkItem && undecided && d.kind === "map" && d.when?.usesItem) {
       let holds: boolean;
       try {
-        holds = await evaluate(d.when, this.evalContext(step.items?.[job.index] ?? null));
+        holds = await evaluate(
+          d.when,
+          this.evalContext(step.items?.[job.index] ?? null, step.itemState),
+        );
+        step.undecided.delete(job.index);
       } catch (err) {
+        step.undecided.add(job.index);
         this.land(step, flight, this.failure(`when: ${(err as Error).message}`));
         return;
       }
@@ -1172,7 +1180,12 @@ export class Run {
   // ---------------------------------------------------------------------------------------------
   // Views
 
-  private evalContext(item?: Json): EvalContext {
+  /**
+   * What `when` sees now. With `reads`, each state key is read once and the value kept there, so
+   * every item of a MAP step is decided against the same state (not against what earlier items
+   * wrote in the meantime).
+   */
+  private evalContext(item?: Json, reads?: Map<string, Promise<Json>>): EvalContext {
     const steps: Record<string, StepView> = {};
     for (const [id, s] of this.steps) {
       steps[id] = {
@@ -1182,8 +1195,20 @@ export class Run {
         failed: s.record.counts.failed,
       };
     }
+    const read = async (key: string) =>
+      ((await this.svc.state.get(this.workflowId, key)) ?? null) as Json;
     return {
-      state: async (key) => ((await this.svc.state.get(this.workflowId, key)) ?? null) as Json,
+      state: (key) => {
+        if (reads === undefined) return read(key);
+        let value = reads.get(key);
+        if (value === undefined) {
+          value = read(key);
+          reads.set(key, value);
+          // A failed read is not kept: the next item reads again.
+          value.catch(() => reads.delete(key));
+        }
+        return value;
+      },
       input: this.def.input as Json,
       ...(item === undefined ? {} : { item }),
       steps,

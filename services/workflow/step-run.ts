@@ -1,6 +1,7 @@
 import type { JsonValue } from "@bufbuild/protobuf";
 import { emptyCounts } from "./counts.js";
 import type { StepDef } from "./definition.js";
+import type { Json } from "./expression.js";
 import type { JobStatus, StepStatus } from "./lifecycle.js";
 import type { AgentLease } from "./ports.js";
 import type { JobRecord, StepRecord } from "./run-store.js";
@@ -34,6 +35,14 @@ export class StepRun {
   items: readonly JsonValue[] | undefined;
   /** Parent outputs, by step id, as tasks receive them. */
   parents: Record<string, JsonValue> = {};
+  /**
+   * MAP with a per-item `when`: the state keys it read, each read once (when the first item was
+   * decided, right after the step started) so that every item is decided against the same state.
+   * Not stored: after a restart, items not yet decided read the state again.
+   */
+  readonly itemState = new Map<string, Promise<Json>>();
+  /** Items whose `when` could not be evaluated (a state read failed): their retry decides again. */
+  readonly undecided = new Set<number>();
   /** REDUCE: its input's results and failures, built when the step starts. */
   fanIn: readonly TaskEnd[] | undefined;
   /** Next index never dispatched. */
