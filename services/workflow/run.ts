@@ -1077,12 +1077,22 @@ export class Run {
 
   private waitForRetry(step: StepRun, job: JobRecord): void {
     const entry: { job: JobRecord; timer: NodeJS.Timeout | undefined } = { job, timer: undefined };
-    const delay = Math.max(0, (job.nextAttemptMs ?? 0) - this.svc.now());
-    entry.timer = setTimeout(() => {
+    // Node's timers run on a monotonic clock and may fire a millisecond before the wall clock
+    // reaches next_attempt_time: wait again for what is left, so no retry starts before it is due
+    // (a few times at most, should the clock stand still).
+    let rearmed = 0;
+    const wait = () => {
+      const left = (job.nextAttemptMs ?? 0) - this.svc.now();
+      if (left > 0 && rearmed++ < 3) {
+        entry.timer = setTimeout(wait, left);
+        return;
+      }
       entry.timer = undefined;
       step.ready.push(job.index);
       this.pump();
-    }, delay);
+    };
+    const delay = Math.max(0, (job.nextAttemptMs ?? 0) - this.svc.now());
+    entry.timer = setTimeout(wait, delay);
     step.retrying.set(job.index, entry);
   }
 
