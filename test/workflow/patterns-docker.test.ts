@@ -655,5 +655,45 @@ describe("workflow patterns on the real mesh (Docker, Redis, NATS)", () => {
         expect(at(tasks[n + 1]!.createTime) - at(tasks[n]!.endTime)).toBeGreaterThanOrEqual(delay);
       });
     });
+
+    it("wait a linear delay shortened by at most the jitter", async () => {
+      const c = mesh.clients.workflow;
+      const { workflow } = await c.createWorkflow({
+        name: "backoff-jitter",
+        start: true,
+        steps: [
+          cold("flaky", {
+            input: value({ failAttempts: 2 }),
+            retry: {
+              maxAttempts: 3,
+              backoff: Backoff.LINEAR,
+              initialDelay: ms(400),
+              jitter: 0.5,
+            },
+          }),
+        ],
+      });
+      const id = workflow!.id;
+      const done = await waitForEnd(c, id, 120_000);
+      expect(done.status).toBe(WorkflowStatus.SUCCEEDED);
+      const events = await eventsOf(id);
+      const retrying = events.flatMap((ev) =>
+        ev.payload.case === "taskFinished" && ev.payload.value.status === JobStatus.RETRYING
+          ? [{ time: at(ev.time), due: at(ev.payload.value.nextAttemptTime) }]
+          : [],
+      );
+      const starts = events.flatMap((ev) =>
+        ev.payload.case === "taskStarted" ? [at(ev.time)] : [],
+      );
+      expect(retrying).toHaveLength(2);
+      expect(starts).toHaveLength(3);
+      // LINEAR: 400 ms, then 800 ms, each randomised down by up to half.
+      [400, 800].forEach((delay, n) => {
+        const wait = retrying[n]!.due - retrying[n]!.time;
+        expect(wait).toBeGreaterThanOrEqual(delay / 2);
+        expect(wait).toBeLessThanOrEqual(delay);
+        expect(starts[n + 1]!).toBeGreaterThanOrEqual(retrying[n]!.due);
+      });
+    });
   });
 });
