@@ -6,9 +6,9 @@ import { Command } from "commander";
 import type { JsonValue } from "@bufbuild/protobuf";
 import { jsonToValue, valueToJson } from "../lib/json-value.js";
 import type { Embedded } from "../services/embedded.js";
-import { CliError, connect, explain } from "./client.js";
-import { exitCodeOf } from "./workflow.js";
-import { watchRun } from "./watch.js";
+import { report, type Global } from "./action.js";
+import { CliError, connect, exit } from "./client.js";
+import { exitCodeOf, watchRun } from "./watch.js";
 
 const root = fileURLToPath(new URL("../", import.meta.url));
 const image = "agentainer/node-agent:local";
@@ -24,6 +24,14 @@ function agentCommands(runtime: string): { mapper: string[]; reducer: string[] }
   const tsx = pathToFileURL(createRequire(import.meta.url).resolve("tsx/esm")).href;
   const run = (name: string) => [process.execPath, "--import", tsx, `${root}agents/${name}.ts`];
   return { mapper: run("word-mapper"), reducer: run("word-reducer") };
+}
+
+function readTexts(path: string): JsonValue {
+  try {
+    return JSON.parse(readFileSync(path, "utf8")) as JsonValue;
+  } catch (err) {
+    throw new CliError(`cannot read ${path} as JSON: ${(err as Error).message}`, exit.badInput);
+  }
 }
 
 function imagePresent(): boolean {
@@ -43,14 +51,14 @@ export function exampleCommand(): Command {
     .option("--parallel <n>", "mapper tasks at once (and warm agents)", "4")
     .option("--items <file>", "a JSON array of texts", `${root}examples/word-count.items.json`);
   wc.action(async (o: { parallel: string; items: string }) => {
-    const g = wc.optsWithGlobals<{ server: string; json: boolean; debug?: boolean }>();
+    const g = wc.optsWithGlobals<Global>();
     const explicit = wc.getOptionValueSourceWithGlobals("server") !== "default";
     let embedded: Embedded | undefined;
     let server = g.server;
     try {
-      const texts = JSON.parse(readFileSync(o.items, "utf8")) as JsonValue;
+      const texts = readTexts(o.items);
       if (!Array.isArray(texts))
-        throw new CliError(`${o.items}: must hold a JSON array of texts`, 2);
+        throw new CliError(`${o.items}: must hold a JSON array of texts`, exit.badInput);
       let runtime = "docker";
       if (!explicit) {
         const { startEmbedded } = await import("../services/embedded.js");
@@ -71,7 +79,7 @@ export function exampleCommand(): Command {
           if (built.status !== 0) throw new CliError("could not build the local images", 1);
         }
       }
-      const c = connect(server);
+      const c = connect({ server });
       const commands = agentCommands(runtime);
       const r = await c.workflow.createMapReduce({
         name: "word-count",
@@ -103,10 +111,7 @@ export function exampleCommand(): Command {
       }
       process.exitCode = exitCodeOf(end.status);
     } catch (err) {
-      if (g.debug) process.stderr.write(`${(err as Error).stack ?? String(err)}\n`);
-      const e = explain(err, server);
-      process.stderr.write(`agentainer: ${e.message}\n`);
-      process.exitCode = e.exitCode;
+      process.exitCode = report(err, server, g.debug);
     } finally {
       await embedded?.close();
     }

@@ -1,9 +1,40 @@
-import { Command, CommanderError } from "commander";
-import { serveCommand } from "./serve.js";
+import { Command, CommanderError, Option } from "commander";
+import { defaultServer, exit } from "./client.js";
 import { exampleCommand } from "./example.js";
 import { poolCommand } from "./pool.js";
+import { serveCommand } from "./serve.js";
 import { upCommand } from "./up.js";
-import { globalOptions, workflowCommand } from "./workflow.js";
+import { workflowCommand } from "./workflow.js";
+
+/** The options every command takes, before or after its name. */
+export const globalOptions = (program: Command): Command =>
+  program
+    .addOption(
+      new Option(
+        "-s, --server <url>",
+        "the Agentainer server (agentainer up, or the Workflow service)",
+      )
+        .env("AGENTAINER_SERVER")
+        .default(defaultServer),
+    )
+    .addOption(
+      new Option(
+        "--pool-server <url>",
+        "the Pool service, for `pool` commands (default: --server)",
+      ).env("AGENTAINER_POOL_SERVER"),
+    )
+    .addOption(
+      new Option(
+        "--state-server <url>",
+        "the State service, for `workflow state incr` (default: --server)",
+      ).env("AGENTAINER_STATE_SERVER"),
+    )
+    .option(
+      "--json",
+      "machine-readable output: one JSON document (JSON lines when following)",
+      false,
+    )
+    .option("--debug", "print stack traces", false);
 
 /** Builds the `agentainer` program; `main` runs it and returns the exit code. */
 export function createProgram(): Command {
@@ -20,13 +51,21 @@ export function createProgram(): Command {
     .addCommand(serveCommand());
 }
 
+/** Every command throws its usage errors to `main` instead of exiting on its own. */
+function throwUsageErrors(cmd: Command): Command {
+  cmd.exitOverride();
+  cmd.commands.forEach(throwUsageErrors);
+  return cmd;
+}
+
 export async function main(argv: readonly string[]): Promise<number> {
-  const program = createProgram().exitOverride();
+  const program = throwUsageErrors(createProgram());
   try {
     await program.parseAsync([...argv]);
     return typeof process.exitCode === "number" ? process.exitCode : 0;
   } catch (err) {
-    if (err instanceof CommanderError) return err.exitCode;
+    // Help and --version end 0; a usage error (unknown option, missing argument) is bad input.
+    if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : exit.badInput;
     throw err;
   }
 }

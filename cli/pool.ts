@@ -1,39 +1,15 @@
 import { Command } from "commander";
 import { AgentMode } from "../gen/agentainer/executor/v1/executor_pb.js";
 import {
+  DeletePoolResponseSchema,
   ListPoolsResponseSchema,
   PoolSchema,
   PoolStatus,
   type Pool,
 } from "../gen/agentainer/pool/v1/pool_pb.js";
-import { connect, explain, type Clients } from "./client.js";
+import { action, out } from "./action.js";
+import { parseCount } from "./args.js";
 import { json, table } from "./output.js";
-
-interface Global {
-  server: string;
-  json: boolean;
-  debug?: boolean;
-}
-
-function run<A extends unknown[]>(
-  cmd: () => Command,
-  body: (c: Clients, g: Global, ...args: A) => Promise<void>,
-) {
-  return async (...args: A) => {
-    const g = cmd().optsWithGlobals<Global>();
-    const c = connect(g.server);
-    try {
-      await body(c, g, ...args);
-    } catch (err) {
-      if (g.debug) process.stderr.write(`${(err as Error).stack ?? String(err)}\n`);
-      const e = explain(err, c.server);
-      process.stderr.write(`agentainer: ${e.message}\n`);
-      process.exitCode = e.exitCode;
-    }
-  };
-}
-
-const out = (s: string) => process.stdout.write(s);
 
 function row(p: Pool): string[] {
   const m = p.metrics;
@@ -50,12 +26,15 @@ function row(p: Pool): string[] {
 
 const headers = ["POOL", "STATUS", "IMAGE", "MODE", "SIZE", "IDLE/LEASED/STARTING", "HITS/MISSES"];
 
-/** `agentainer pool ...`: the Pool service's pools, as `agentainer up` or the mesh serves them. */
+/**
+ * `agentainer pool ...`: the Pool service's pools, at --pool-server (by default --server: the
+ * mesh's Workflow service does not serve them, so set --pool-server to the Pool service there).
+ */
 export function poolCommand(): Command {
   const pool = new Command("pool").description("list, create, drain and delete warm-agent pools");
   const list = pool.command("list").description("every pool with its live metrics");
   list.action(
-    run(
+    action(
       () => list,
       async (c, g) => {
         const r = await c.pool.listPools({});
@@ -65,7 +44,7 @@ export function poolCommand(): Command {
   );
   const get = pool.command("get").description("one pool").argument("<pool_id>");
   get.action(
-    run(
+    action(
       () => get,
       async (c, g, poolId: string) => {
         const p = (await c.pool.getPool({ poolId })).pool!;
@@ -84,7 +63,7 @@ export function poolCommand(): Command {
     .option("--max <n>", "most agents", "4")
     .option("--warm-up", "start min agents now");
   createCmd.action(
-    run(
+    action(
       () => createCmd,
       async (
         c,
@@ -106,7 +85,11 @@ export function poolCommand(): Command {
             command: o.command ?? [],
             mode: o.stream ? AgentMode.STREAM : AgentMode.EXEC,
           },
-          policy: { minSize: Number(o.min), maxSize: Number(o.max), warmUp: Boolean(o.warmUp) },
+          policy: {
+            minSize: parseCount(o.min, "--min"),
+            maxSize: parseCount(o.max, "--max", 1),
+            warmUp: Boolean(o.warmUp),
+          },
         });
         out(
           g.json ? json(PoolSchema, r.pool!) : `${r.pool!.poolId}${r.created ? "" : " (exists)"}\n`,
@@ -119,7 +102,7 @@ export function poolCommand(): Command {
     .description("stop handing out agents and remove them")
     .argument("<pool_id>");
   drain.action(
-    run(
+    action(
       () => drain,
       async (c, g, poolId: string) => {
         const p = (await c.pool.drainPool({ poolId })).pool!;
@@ -129,15 +112,16 @@ export function poolCommand(): Command {
   );
   const del = pool
     .command("delete")
-    .description("delete a pool and its agents")
+    .description("delete a pool and its agents (prints nothing; a missing pool is a note)")
     .argument("<pool_id>")
     .option("--force", "even with leases held");
   del.action(
-    run(
+    action(
       () => del,
-      async (c, _g, poolId: string, o: { force?: boolean }) => {
+      async (c, g, poolId: string, o: { force?: boolean }) => {
         const r = await c.pool.deletePool({ poolId, force: Boolean(o.force) });
-        if (!r.existed)
+        if (g.json) out(json(DeletePoolResponseSchema, r));
+        else if (!r.existed)
           process.stderr.write(`agentainer: no pool "${poolId}" (nothing to delete)\n`);
       },
     ),

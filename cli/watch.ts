@@ -1,4 +1,5 @@
 import { toJson } from "@bufbuild/protobuf";
+import { Code, ConnectError } from "@connectrpc/connect";
 import {
   WorkflowStatus,
   type StepProgress,
@@ -15,29 +16,54 @@ const terminal = new Set([
   WorkflowStatus.CANCELLED,
 ]);
 
+/** Exit code of a run's end: 0 succeeded, 4 partially succeeded, 5 failed, 6 cancelled. */
+export function exitCodeOf(status: WorkflowStatus): number {
+  switch (status) {
+    case WorkflowStatus.SUCCEEDED:
+      return 0;
+    case WorkflowStatus.PARTIALLY_SUCCEEDED:
+      return 4;
+    case WorkflowStatus.CANCELLED:
+      return 6;
+    default:
+      return 5;
+  }
+}
+
 export interface WatchOptions {
   /** Print each event as a JSON line instead of progress. */
   json: boolean;
   out: NodeJS.WriteStream | { write(s: string): boolean; isTTY?: boolean };
+  /** Reconnects in a row, without an event between them, before giving up (5). */
+  maxRetries?: number;
+  /** Wait before the n-th reconnect in a row: n × this (500 ms). */
+  retryDelayMs?: number;
 }
 
 /**
  * Follows a run to its end: in a terminal, one bar per step redrawn in place; otherwise (a pipe,
- * a file, CI) a plain line whenever a step's counts or status change. Reconnects with the last
- * sequence seen if the stream breaks. Returns the final status.
+ * a file, CI) a plain line whenever a step's counts or status change, and the workflow's end.
+ * When a stream that had delivered events breaks (UNAVAILABLE, or it ends before the run does),
+ * it reconnects after the last sequence seen; any event received resets the count of retries.
+ * Every other error, and a server that never answered, fails at once. Returns the final status.
  */
 export async function watchRun(
-  clients: Clients,
+  clients: Pick<Clients, "workflow">,
   workflowId: string,
   opts: WatchOptions,
 ): Promise<{ status: WorkflowStatus; message: string }> {
+  const maxRetries = opts.maxRetries ?? 5;
+  const retryDelayMs = opts.retryDelayMs ?? 500;
   const steps = new Map<string, StepProgress>();
   let status = WorkflowStatus.UNSPECIFIED;
   let message = "";
   let drawn = 0;
   let after: bigint | undefined;
   const lastLine = new Map<string, string>();
+  let lastWorkflowLine = "";
   const tty = opts.out.isTTY === true && !opts.json;
+  const workflowLine = () =>
+    `workflow ${workflowId}: ${statusName.workflow(status)}${message ? ` (${message})` : ""}`;
 
   const draw = () => {
     if (tty) {
@@ -45,9 +71,7 @@ export async function watchRun(
         (s) =>
           `${s.stepId.padEnd(16)} [${bar(s.counts)}] ${statusName.step(s.status).padEnd(19)} ${countsText(s.counts)}`,
       );
-      lines.push(
-        `workflow ${workflowId}: ${statusName.workflow(status)}${message ? ` (${message})` : ""}`,
-      );
+      lines.push(workflowLine());
       const up = drawn > 0 ? `\x1b[${drawn}A` : "";
       opts.out.write(up + lines.map((l) => `\x1b[2K${l}\n`).join(""));
       drawn = lines.length;
@@ -62,8 +86,21 @@ export async function watchRun(
       }
     }
   };
+  const printWorkflowLine = () => {
+    const line = workflowLine();
+    if (tty || opts.json || line === lastWorkflowLine) return;
+    lastWorkflowLine = line;
+    opts.out.write(line + "\n");
+  };
+  const end = () => {
+    printWorkflowLine();
+    return { status, message };
+  };
 
-  for (let attempt = 0; ; attempt++) {
+  let reached = false;
+  let failures = 0;
+  for (;;) {
+    let lastError: ConnectError;
     try {
       const stream = clients.workflow.watchWorkflow({
         workflowId,
@@ -71,6 +108,8 @@ export async function watchRun(
         ...(after === undefined ? {} : { afterSequence: after }),
       });
       for await (const r of stream) {
+        reached = true;
+        failures = 0;
         const e = r.event;
         if (e === undefined) continue;
         after = e.sequence;
@@ -85,11 +124,7 @@ export async function watchRun(
         } else if (p.case === "workflowStatusChanged") {
           status = p.value.status;
           message = p.value.statusMessage;
-          if (!tty && !opts.json) {
-            opts.out.write(
-              `workflow ${workflowId}: ${statusName.workflow(status)}${message ? ` (${message})` : ""}\n`,
-            );
-          }
+          if (!terminal.has(status)) printWorkflowLine();
         } else if (p.case === "stepFinished") {
           const known = steps.get(p.value.stepId);
           if (known) {
@@ -97,15 +132,22 @@ export async function watchRun(
             known.counts = p.value.counts as TaskCounts;
           }
         } else if (p.case === "workflowDeleted") {
-          return { status, message: "deleted" };
+          message = "deleted";
+          return end();
         }
         draw();
-        if (terminal.has(status)) return { status, message };
+        if (terminal.has(status)) return end();
       }
-      if (terminal.has(status)) return { status, message };
+      if (terminal.has(status)) return end();
+      lastError = new ConnectError("the watch stream ended before the workflow", Code.Unavailable);
     } catch (err) {
-      if (attempt >= 5) throw err;
-      await new Promise((r) => setTimeout(r, 500 * (attempt + 1)));
+      const e = ConnectError.from(err);
+      // Only a break in a stream that worked is worth waiting for; the rest fails now.
+      if (!reached || e.code !== Code.Unavailable) throw err;
+      lastError = e;
     }
+    failures++;
+    if (failures > maxRetries) throw lastError;
+    await new Promise((r) => setTimeout(r, retryDelayMs * failures));
   }
 }

@@ -1,12 +1,14 @@
 import { readFileSync } from "node:fs";
 import { extname } from "node:path";
 import { fromJson, type JsonValue } from "@bufbuild/protobuf";
-import { isMap, isSeq, LineCounter, parseDocument, type Document } from "yaml";
+import { LineCounter, parseDocument, type Document } from "yaml";
 import {
   CreateWorkflowRequestSchema,
   type CreateWorkflowRequest,
 } from "../gen/agentainer/workflow/v1/workflow_pb.js";
-import { CliError } from "./client.js";
+import { durationSeconds } from "./args.js";
+import { CliError, exit } from "./client.js";
+import { locateJsonProblem, type PathPart } from "./json-errors.js";
 
 /**
  * Workflow files (docs/workflow-files.md): YAML or JSON in the shape of CreateWorkflowRequest
@@ -42,15 +44,11 @@ const durations = new Set([
   "interval",
 ]);
 
-const units: Record<string, number> = { ms: 0.001, s: 1, m: 60, h: 3600, d: 86400 };
-
 function duration(v: JsonValue): JsonValue {
   if (typeof v === "number") return `${v}s`;
   if (typeof v !== "string") return v;
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)$/.exec(v.trim());
-  if (!m) return v;
-  const seconds = Number(m[1]) * (units[m[2] as string] as number);
-  return `${Number(seconds.toFixed(9))}s`;
+  const seconds = durationSeconds(v);
+  return seconds === undefined ? v : `${seconds}s`;
 }
 
 function normalize(v: JsonValue, key: string, parent: string): JsonValue {
@@ -87,7 +85,7 @@ export function readWorkflowFile(path: string): WorkflowFile {
   try {
     text = readFileSync(path, "utf8");
   } catch (err) {
-    throw new CliError(`cannot read ${path}: ${(err as Error).message}`, 2);
+    throw new CliError(`cannot read ${path}: ${(err as Error).message}`, exit.badInput);
   }
   const lines = new LineCounter();
   let data: JsonValue;
@@ -96,19 +94,22 @@ export function readWorkflowFile(path: string): WorkflowFile {
     try {
       data = JSON.parse(text) as JsonValue;
     } catch (err) {
-      throw new CliError(`${path}: not valid JSON: ${(err as Error).message}`, 2);
+      throw new CliError(`${path}: not valid JSON: ${(err as Error).message}`, exit.badInput);
     }
   } else {
     doc = parseDocument(text, { lineCounter: lines, prettyErrors: false });
     const first = doc.errors[0];
     if (first !== undefined) {
       const at = lines.linePos(first.pos[0]);
-      throw new CliError(`${path}:${at.line}: ${first.message.split("\n")[0]}`, 2);
+      throw new CliError(`${path}:${at.line}: ${first.message.split("\n")[0]}`, exit.badInput);
     }
     data = doc.toJS() as JsonValue;
   }
   if (data === null || typeof data !== "object" || Array.isArray(data)) {
-    throw new CliError(`${path}: a workflow file holds a mapping (name, config, steps, ...)`, 2);
+    throw new CliError(
+      `${path}: a workflow file holds a mapping (name, config, steps, ...)`,
+      exit.badInput,
+    );
   }
   const lineOf = (field: string): number | undefined => {
     if (doc === undefined) return undefined;
@@ -120,32 +121,33 @@ export function readWorkflowFile(path: string): WorkflowFile {
     return undefined;
   };
   let request: CreateWorkflowRequest;
+  const normalized = normalize(data, "", "");
   try {
-    request = fromJson(CreateWorkflowRequestSchema, normalize(data, "", ""));
+    request = fromJson(CreateWorkflowRequestSchema, normalized);
   } catch (err) {
-    const message = (err as Error).message.replace(/^cannot decode [^:]+ from JSON: /, "");
-    const key = /key "([^"]+)"/.exec(message)?.[1];
-    const line = key === undefined ? undefined : findKey(doc, lines, key);
-    throw new CliError(`${path}${line === undefined ? "" : `:${line}`}: ${message}`, 2);
+    const found = locateJsonProblem(CreateWorkflowRequestSchema, normalized, (p) => rawAt(data, p));
+    if (found === undefined) {
+      const message = (err as Error).message.replace(/^cannot decode [^:]+ from JSON: /, "");
+      throw new CliError(`${path}: ${message}`, exit.badInput);
+    }
+    const line = lineOf(found.path);
+    throw new CliError(
+      `${path}${line === undefined ? "" : `:${line}`}: ${found.path}: ${found.problem}`,
+      exit.badInput,
+    );
   }
   return { request, lineOf };
 }
 
-function findKey(doc: Document | undefined, lines: LineCounter, key: string): number | undefined {
-  let found: number | undefined;
-  const visit = (node: unknown): void => {
-    if (found !== undefined) return;
-    if (isMap(node)) {
-      for (const pair of node.items) {
-        const k = pair.key as { value?: unknown; range?: [number, number] };
-        if (k?.value === key && k.range) {
-          found = lines.linePos(k.range[0]).line;
-          return;
-        }
-        visit(pair.value);
-      }
-    } else if (isSeq(node)) node.items.forEach(visit);
-  };
-  visit(doc?.contents);
-  return found;
+/** The value the file holds at a path (`map_items.inline.items[0]` is `map_items.inline[0]`). */
+function rawAt(data: JsonValue, parts: readonly PathPart[]): JsonValue | undefined {
+  let v: JsonValue | undefined = data;
+  for (const p of parts) {
+    if (v === null || typeof v !== "object") return undefined;
+    if (Array.isArray(v)) {
+      if (p === "items") continue;
+      v = typeof p === "number" ? v[p] : undefined;
+    } else v = typeof p === "string" ? v[p] : undefined;
+  }
+  return v;
 }

@@ -54,13 +54,64 @@ describe("workflow files", () => {
     const syntax = write("s.yaml", "name: x\nsteps:\n  - id: a\n   image: [\n");
     expect(() => readWorkflowFile(syntax)).toThrow(new RegExp(`^${syntax}:\\d+: `));
     const unknown = write("u.yaml", "name: x\nsteps:\n  - id: a\n    imag: b\n");
-    expect(() => readWorkflowFile(unknown)).toThrow(`${unknown}:4: key "imag" is unknown`);
+    expect(() => readWorkflowFile(unknown)).toThrow(
+      `${unknown}:4: steps[0].imag: unknown field (did you mean "image"?)`,
+    );
     const f = readWorkflowFile(
       write("p.yaml", "name: x\nsteps:\n  - id: a\n    image: b\n  - id: c\n    depends_on: [z]\n"),
     );
     expect(f.lineOf("steps[1].depends_on[0]")).toBe(6);
     expect(f.lineOf("steps[0].image")).toBe(4);
     expect(f.lineOf("steps[0].nothing")).toBe(3);
+  });
+
+  describe("when a value has the wrong type or an unknown enum name", () => {
+    const problem = (name: string, text: string) => {
+      try {
+        readWorkflowFile(write(name, text));
+      } catch (err) {
+        expect(err).toBeInstanceOf(CliError);
+        expect((err as CliError).exitCode).toBe(2);
+        return (err as Error).message.replace(`${dir}/`, "");
+      }
+      throw new Error("no error");
+    };
+    const step = "name: x\nsteps:\n  - id: a\n    image: i\n";
+
+    it("names the field path, the line and the short names it accepts", () => {
+      expect(problem("k.yaml", "name: x\nsteps:\n  - id: a\n    kind: mapp\n")).toBe(
+        'k.yaml:4: steps[0].kind: unknown value "mapp" (expected one of task, parallel, map, reduce)',
+      );
+      expect(problem("b.yaml", step + "    retry: { backoff: Linearr }\n")).toBe(
+        'b.yaml:5: steps[0].retry.backoff: unknown value "Linearr" (expected one of exponential, linear, constant)',
+      );
+      expect(
+        problem("f.yaml", "name: x\nconfig: { failure: { mode: nope } }\nsteps: []\n"),
+      ).toMatch(/^f\.yaml:2: config\.failure\.mode: unknown value "nope" \(expected one of /);
+    });
+
+    it("says what type it expected", () => {
+      expect(problem("m.yaml", 'name: x\nconfig:\n  max_parallel: "x"\nsteps: []\n')).toBe(
+        'm.yaml:3: config.max_parallel: expected number (uint32), got "x"',
+      );
+      expect(problem("c.yaml", step + "    command: ls\n")).toBe(
+        'c.yaml:5: steps[0].command: expected a list, got "ls"',
+      );
+      expect(problem("e.yaml", step + "    env: { A: 3 }\n")).toBe(
+        "e.yaml:5: steps[0].env.A: expected string, got 3",
+      );
+      expect(problem("d.yaml", step + "    timeout: 5x\n")).toBe(
+        'd.yaml:5: steps[0].timeout: "5x" is not a duration (use e.g. 500ms, 30s, 5m, 2h, 1d, or seconds)',
+      );
+      expect(problem("i.yaml", step + "    map_items: { inline: [1], from_input: /x }\n")).toBe(
+        "i.yaml:5: steps[0].map_items.from_input: only one of inline, from_input may be set",
+      );
+      expect(
+        problem("j.json", JSON.stringify({ name: "x", steps: [{ id: "a", kind: "mapp" }] })),
+      ).toBe(
+        'j.json: steps[0].kind: unknown value "mapp" (expected one of task, parallel, map, reduce)',
+      );
+    });
   });
 
   it("refuses what is not a workflow, with exit code 2", () => {

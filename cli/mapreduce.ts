@@ -1,0 +1,102 @@
+import { readFileSync } from "node:fs";
+import type { JsonValue } from "@bufbuild/protobuf";
+import { Command } from "commander";
+import { jsonToValue, valueToJson } from "../lib/json-value.js";
+import { AgentMode } from "../gen/agentainer/executor/v1/executor_pb.js";
+import { WorkflowSchema } from "../gen/agentainer/workflow/v1/workflow_pb.js";
+import { action, out } from "./action.js";
+import { parseCount } from "./args.js";
+import { CliError, exit } from "./client.js";
+import { json } from "./output.js";
+import { exitCodeOf, watchRun } from "./watch.js";
+
+interface MapReduceOptions {
+  name: string;
+  mapper: string;
+  reducer: string;
+  mapperCommand?: string[];
+  reducerCommand?: string[];
+  input?: string;
+  items?: string;
+  itemsPath: string;
+  parallel: string;
+  poolSize?: string;
+  exec?: boolean;
+  wait: boolean;
+}
+
+function readJsonFile(path: string): JsonValue {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (err) {
+    throw new CliError(`cannot read ${path}: ${(err as Error).message}`, exit.badInput);
+  }
+  try {
+    return JSON.parse(text) as JsonValue;
+  } catch (err) {
+    throw new CliError(`${path}: not valid JSON: ${(err as Error).message}`, exit.badInput);
+  }
+}
+
+/** `agentainer workflow mapreduce`: CreateMapReduce, then (by default) follows it to its end. */
+export function mapReduceCommand(): Command {
+  const mr = new Command("mapreduce")
+    .description("run a MapReduce in one call and wait for it (--no-wait returns the id)")
+    .requiredOption("--name <name>", "workflow name")
+    .requiredOption("--mapper <image>", "mapper image")
+    .requiredOption("--reducer <image>", "reducer image")
+    .option("--mapper-command <argv...>", "mapper main process (STREAM) or per-item command (EXEC)")
+    .option("--reducer-command <argv...>", "reducer command")
+    .option("--input <file>", "a JSON file: the input document (its items at --items-path)")
+    .option("--items <file>", "a JSON file holding the items (a JSON array)")
+    .option(
+      "--items-path <pointer>",
+      "JSON pointer to the items inside --input (default: all of it)",
+      "",
+    )
+    .option("--parallel <n>", "most mapper tasks at once", "10")
+    .option("--pool-size <n>", "warm mapper agents (default: --parallel)")
+    .option("--exec", "EXEC agents (one process per item) instead of STREAM")
+    .option("--no-wait", "print the workflow (its id, or JSON with --json) and return at once");
+  mr.action(
+    action(
+      () => mr,
+      async (c, g, o: MapReduceOptions) => {
+        if (!o.items && !o.input)
+          throw new CliError("give --items <file> or --input <file>", exit.badInput);
+        const maxParallel = parseCount(o.parallel, "--parallel", 1);
+        const poolSize = o.poolSize === undefined ? 0 : parseCount(o.poolSize, "--pool-size", 1);
+        const items = o.items ? readJsonFile(o.items) : undefined;
+        if (items !== undefined && !Array.isArray(items))
+          throw new CliError(`${o.items}: must hold a JSON array`, exit.badInput);
+        const r = await c.workflow.createMapReduce({
+          name: o.name,
+          mapperImage: o.mapper,
+          reducerImage: o.reducer,
+          mapperCommand: o.mapperCommand ?? [],
+          reducerCommand: o.reducerCommand ?? [],
+          ...(o.input ? { input: jsonToValue(readJsonFile(o.input)) } : {}),
+          items:
+            items !== undefined
+              ? { case: "inlineItems", value: { items: items.map((i) => jsonToValue(i)) } }
+              : { case: "itemsInputPath", value: o.itemsPath },
+          maxParallel,
+          poolSize,
+          ...(o.exec ? { agentMode: AgentMode.EXEC } : {}),
+        });
+        const w = r.workflow!;
+        if (!o.wait) return void out(g.json ? json(WorkflowSchema, w) : `${w.id}\n`);
+        if (!g.json) process.stderr.write(`workflow ${w.id}\n`);
+        const end = await watchRun(c, w.id, { json: g.json, out: process.stdout });
+        if (!g.json) {
+          const { workflow } = await c.workflow.getWorkflow({ workflowId: w.id });
+          if (workflow?.result !== undefined)
+            out(`result: ${JSON.stringify(valueToJson(workflow.result, "result"))}\n`);
+        }
+        return exitCodeOf(end.status);
+      },
+    ),
+  );
+  return mr;
+}
