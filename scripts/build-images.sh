@@ -99,12 +99,14 @@ human_size() {
 # build IMAGE CONTEXT INPUTS CHECK...: builds, tags, then runs CHECK (a command line for `docker
 # run`) and expects it to succeed; a failing check removes the image, so the next run rebuilds it.
 built_any=0
+extra_labels=()
 build() {
   local image="$1" ctx="$2" inputs="$3" started log
   shift 3
   started="$(date +%s)"
   log="$ctx.log"
-  if ! docker build "${build_flags[@]}" --network none --label "$LABEL=$inputs" -t "$image" "$ctx" >"$log" 2>&1; then
+  if ! docker build "${build_flags[@]}" "${extra_labels[@]}" --network none --label "$LABEL=$inputs" \
+    -t "$image" "$ctx" >"$log" 2>&1; then
     tail -n 40 "$log" >&2
     die "docker build of $image failed (see above)"
   fi
@@ -142,41 +144,58 @@ fi
 have node || die "node is not installed (Node >= 20 is required)"
 node_bin="$(readlink -f "$(command -v node)")"
 
-# The libraries the host's node loads, as absolute paths (the loader included), from ldd: lines
-# `libc.so.6 => /lib/.../libc.so.6 (0x...)` and `/lib64/ld-linux-x86-64.so.2 (0x...)`;
-# linux-vdso.so.1 is the kernel's. A static node has none.
-libs=()
-ldd_out="$(ldd "$node_bin" 2>&1 || true)"
-while IFS= read -r line; do
-  line="${line#"${line%%[![:space:]]*}"}"
-  case "$line" in
-    *"=> not found"*) die "ldd $node_bin: ${line%% =>*} is not found on this machine" ;;
-    *"=> /"*) path="${line#*=> }" ;;
-    /*) path="$line" ;;
-    *) continue ;;
-  esac
-  libs+=("${path%% (*}")
-done <<<"$ldd_out"
+# The libraries a host binary loads, one absolute path a line (the loader included), from ldd:
+# lines `libc.so.6 => /lib/.../libc.so.6 (0x...)` and `/lib64/ld-linux-x86-64.so.2 (0x...)`;
+# linux-vdso.so.1 is the kernel's. A static binary has none.
+ldd_libs() {
+  local bin="$1" out line path
+  out="$(ldd "$bin" 2>&1 || true)"
+  while IFS= read -r line; do
+    line="${line#"${line%%[![:space:]]*}"}"
+    case "$line" in
+      *"=> not found"*) die "ldd $bin: ${line%% =>*} is not found on this machine" ;;
+      *"=> /"*) path="${line#*=> }" ;;
+      /*) path="$line" ;;
+      *) continue ;;
+    esac
+    printf '%s\n' "${path%% (*}"
+  done <<<"$out"
+}
+
+# stage_binary BIN ROOTFS TARGET: copies a host binary to ROOTFS/TARGET and every library it
+# loads to the same absolute path under ROOTFS (-L: the file itself where the host path is a
+# symlink, e.g. libstdc++.so.6 -> libstdc++.so.6.0.30, /lib64 -> usr/lib64).
+stage_binary() {
+  local bin="$1" rootfs="$2" target="$3" lib
+  install -D -m 0755 "$bin" "$rootfs$target"
+  while IFS= read -r lib; do
+    [ -n "$lib" ] || continue
+    mkdir -p "$rootfs$(dirname "$lib")"
+    cp -L "$lib" "$rootfs$lib"
+    chmod 0755 "$rootfs$lib"
+  done < <(ldd_libs "$bin")
+}
+
+# The manifest lines of a host binary and its libraries, for an image's inputs hash.
+binary_manifest() {
+  local bin="$1" lib
+  printf 'bin %s %s\n' "$bin" "$(sha "$bin")"
+  while IFS= read -r lib; do
+    if [ -n "$lib" ]; then printf 'lib %s %s\n' "$lib" "$(sha "$lib")"; fi
+  done < <(ldd_libs "$bin")
+}
 
 image="agentainer/node:local"
 base_id="$(image_id agentainer/busybox:local)"
 inputs="$({
   definition_manifest node
   printf 'base %s\n' "$base_id"
-  printf 'node %s\n' "$(sha "$node_bin")"
-  for lib in "${libs[@]}"; do printf 'lib %s %s\n' "$lib" "$(sha "$lib")"; done
+  binary_manifest "$node_bin"
 } | sha256sum | cut -d' ' -f1)"
 if ! up_to_date "$image" "$inputs"; then
   ctx="$(new_context node)"
   rootfs="$ctx/rootfs"
-  install -D -m 0755 "$node_bin" "$rootfs/usr/local/bin/node"
-  for lib in "${libs[@]}"; do
-    # -L: the file itself at the path ldd names, even where that path is a symlink on the host
-    # (libstdc++.so.6 -> libstdc++.so.6.0.30, /lib64 -> usr/lib64).
-    mkdir -p "$rootfs$(dirname "$lib")"
-    cp -L "$lib" "$rootfs$lib"
-    chmod 0755 "$rootfs$lib"
-  done
+  stage_binary "$node_bin" "$rootfs" /usr/local/bin/node
   install -D -m 0644 "$ROOT/images/node/nsswitch.conf" "$rootfs/etc/nsswitch.conf"
   want="$(node -p process.version)"
   build "$image" "$ctx" "$inputs" \
@@ -210,6 +229,102 @@ inputs="$({
 } | sha256sum | cut -d' ' -f1)"
 if ! up_to_date "$image" "$inputs"; then
   build "$image" "$ctx" "$inputs" sh -c 'test "$(pwd)" = /agents && node -e 0'
+fi
+
+# --- stand-ins for the public images of docker-compose.yml and the Dockerfile -----------------------
+# node:20-slim, redis:7-alpine and nats:2.9-alpine, built from this machine's binaries under those
+# very names, so the compose file and the Dockerfile run unchanged here and wherever a registry
+# is reachable. A stand-in carries the label agentainer.stand-in; an image of that name without
+# it (pulled from a registry) is the real one and is never replaced.
+STAND_IN_LABEL="agentainer.stand-in"
+is_real_image() {
+  local value
+  [ -n "$(image_id "$1")" ] || return 1
+  value="$(docker image inspect -f "{{ index .Config.Labels \"$STAND_IN_LABEL\" }}" "$1" 2>/dev/null || true)"
+  [ "$value" != "true" ]
+}
+
+# build_stand_in IMAGE INPUTS CHECK...: `build` with the stand-in label; the caller has filled $ctx.
+build_stand_in() {
+  local image="$1" inputs="$2"
+  shift 2
+  extra_labels=(--label "$STAND_IN_LABEL=true")
+  build "$image" "$ctx" "$inputs" "$@"
+  extra_labels=()
+}
+
+image="node:20-slim"
+if ! is_real_image "$image"; then
+  base_id="$(image_id agentainer/node:local)"
+  inputs="$({
+    definition_manifest node-slim
+    printf 'base %s\n' "$base_id"
+  } | sha256sum | cut -d' ' -f1)"
+  if ! up_to_date "$image" "$inputs"; then
+    ctx="$(new_context node-slim)"
+    install -m 0644 "$ROOT/images/node-slim/passwd" "$ROOT/images/node-slim/group" "$ctx/"
+    build_stand_in "$image" "$inputs" sh -c 'id node >/dev/null && node -e 0'
+  fi
+fi
+
+image="redis:7-alpine"
+if ! is_real_image "$image"; then
+  have redis-server || die "redis-server is missing: install Debian's redis-server (\`bash scripts/setup.sh\`)"
+  redis_bin="$(readlink -f "$(command -v redis-server)")"
+  redis_cli="$(readlink -f "$(command -v redis-cli)")"
+  inputs="$({
+    definition_manifest redis
+    printf 'base %s\n' "$(image_id agentainer/busybox:local)"
+    binary_manifest "$redis_bin"
+    binary_manifest "$redis_cli"
+  } | sha256sum | cut -d' ' -f1)"
+  if ! up_to_date "$image" "$inputs"; then
+    ctx="$(new_context redis)"
+    stage_binary "$redis_bin" "$ctx/rootfs" /usr/local/bin/redis-server
+    stage_binary "$redis_cli" "$ctx/rootfs" /usr/local/bin/redis-cli
+    build_stand_in "$image" "$inputs" redis-server --version
+  fi
+fi
+
+image="nats:2.9-alpine"
+if ! is_real_image "$image"; then
+  have nats-server || die "nats-server is missing: install Debian's nats-server (\`bash scripts/setup.sh\`)"
+  nats_bin="$(readlink -f "$(command -v nats-server)")"
+  inputs="$({
+    definition_manifest nats
+    printf 'base %s\n' "$(image_id agentainer/busybox:local)"
+    binary_manifest "$nats_bin"
+  } | sha256sum | cut -d' ' -f1)"
+  if ! up_to_date "$image" "$inputs"; then
+    ctx="$(new_context nats)"
+    stage_binary "$nats_bin" "$ctx/rootfs" /usr/local/bin/nats-server
+    build_stand_in "$image" "$inputs" nats-server --version
+  fi
+fi
+
+# --- agentainer/flow:local: the project's own image (Dockerfile) ------------------------------------
+# Built from a context holding exactly what .dockerignore lets in, plus the production
+# node_modules (this machine's `node_modules`, pruned offline of dev dependencies), so the
+# Dockerfile's `npm ci` is skipped and nothing is fetched. Its inputs: those files' contents,
+# the lock file, and the base image.
+FLOW_PATHS=(package.json package-lock.json tsconfig.json bin cli lib services gen sdk agents examples)
+[ -d "$ROOT/node_modules" ] || die "node_modules is missing: run \`npm ci\` first"
+image="agentainer/flow:local"
+inputs="$({
+  printf 'script %s\n' "$(sha "$ROOT/scripts/build-images.sh")"
+  printf 'dockerfile %s\n' "$(sha "$ROOT/Dockerfile")"
+  printf 'base %s\n' "$(image_id node:20-slim)"
+  (cd "$ROOT" && find "${FLOW_PATHS[@]}" -type f | LC_ALL=C sort | xargs sha256sum)
+} | sha256sum | cut -d' ' -f1)"
+if ! up_to_date "$image" "$inputs"; then
+  ctx="$(mktemp -d "$work/flow.XXXXXX")"
+  (cd "$ROOT" && cp -a "${FLOW_PATHS[@]}" Dockerfile "$ctx/")
+  cp -a "$ROOT/node_modules" "$ctx/node_modules"
+  (cd "$ctx" && npm prune --omit=dev --offline --no-audit --no-fund >"$ctx.prune.log" 2>&1) || {
+    cat "$ctx.prune.log" >&2
+    die "npm prune --omit=dev of the image's node_modules failed (see above)"
+  }
+  build "$image" "$ctx" "$inputs" --version
 fi
 
 # Images these builds replaced are left untagged: remove them (never one a container still uses).

@@ -1,0 +1,33 @@
+# The Agentainer Flow image: the four services and the CLI in one image; docker-compose.yml runs
+# it once per service (`serve state|executor|pool|workflow`).
+#
+#   docker build -t agentainer/flow:local .
+#   docker run --rm agentainer/flow:local --help
+#
+# Where a registry is reachable this is an ordinary build: node:20-slim, then `npm ci` of the
+# production dependencies. Where none is (these machines), scripts/build-images.sh builds a local
+# stand-in of node:20-slim and a build context that already holds this platform's production
+# node_modules, so the npm step is skipped and nothing is fetched: the same file either way.
+# Classic builder and BuildKit both work.
+
+FROM node:20-slim AS build
+WORKDIR /app
+# What the image needs, no more (.dockerignore keeps the rest out of the context): the sources
+# run through tsx, as `npx agentainer` does after `npm install`.
+COPY . .
+RUN if [ ! -d node_modules ]; then npm ci --omit=dev --no-audit --no-fund; fi \
+  && node -e 'require.resolve("tsx/esm/api"); require.resolve("dockerode")'
+
+FROM node:20-slim
+ENV NODE_ENV=production
+WORKDIR /app
+COPY --from=build /app /app
+# State, Pool and Workflow run as the unprivileged `node` user. The Executor needs the Docker
+# socket, which only root (or the socket's group) may use: docker-compose.yml runs it as root.
+USER node
+EXPOSE 7071 7072 7073 7074
+# Every service answers gRPC health on its PORT (compose sets it; 7071 is the Workflow default).
+HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 \
+  CMD ["node", "/app/bin/health-probe.mjs"]
+ENTRYPOINT ["node", "/app/bin/agentainer.js"]
+CMD ["serve", "workflow"]
