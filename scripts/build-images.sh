@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
-# Builds the local images the Executor runs agents in (images/README.md), with no registry:
+# Builds the local images (images/README.md), with no registry:
 #   agentainer/busybox:local     FROM scratch + the host's static busybox (the shell agent image)
 #   agentainer/node:local        the busybox image + the host's node and the libraries ldd lists
 #   agentainer/node-agent:local  the node image + agents/*.ts bundled by esbuild into /agents
+#   node:20-slim, redis:7-alpine, nats:2.9-alpine   stand-ins of the mesh's public images
+#   agentainer/flow:local        the project's image (Dockerfile), for docker-compose.yml
 #
 #   bash scripts/build-images.sh           # build what is missing or out of date
-#   bash scripts/build-images.sh --force   # rebuild all three from scratch (docker build --no-cache)
+#   bash scripts/build-images.sh --force   # rebuild them all from scratch (docker build --no-cache)
 #
 # Idempotent: each image carries a label with a hash of its inputs (this script, its images/<name>/
 # directory, the host files copied in, its base image's id, the agent bundles); an image whose
-# label matches is left alone, so a run with nothing to do takes under a second. Quiet on success
+# label matches is left alone, so a run with nothing to do takes a few seconds. Quiet on success
 # but for one line per image built; on failure, prints the build's output. Run by scripts/setup.sh
 # (so by `npm test` and CI). Uses the classic builder (DOCKER_BUILDKIT=0): buildx may be missing.
 # Every build runs with --network none; no base image but scratch and our own.
@@ -39,7 +41,7 @@ for arg in "$@"; do
       build_flags+=(--no-cache)
       ;;
     -h | --help)
-      sed -n '2,9p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+      sed -n '2,11p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
       exit 0
       ;;
     *) die "unknown argument: $arg (usage: bash scripts/build-images.sh [--force])" ;;
