@@ -2,11 +2,12 @@ import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import { Command } from "commander";
+import { Command, Option } from "commander";
 import type { JsonValue } from "@bufbuild/protobuf";
 import { jsonToValue, valueToJson } from "../lib/json-value.js";
 import type { Embedded } from "../services/embedded.js";
 import { report, type Global } from "./action.js";
+import { parseCount } from "./args.js";
 import { CliError, connect, exit } from "./client.js";
 import { exitCodeOf, watchRun } from "./watch.js";
 
@@ -47,15 +48,23 @@ export function exampleCommand(): Command {
   const example = new Command("example").description("run a bundled example workflow");
   const wc = example
     .command("word-count")
-    .description("count the words of examples/word-count.items.json with a MapReduce")
+    .description(
+      "count the words of bundled documents with a MapReduce, on a suite started in this process (or at --server when given)",
+    )
     .option("--parallel <n>", "mapper tasks at once (and warm agents)", "4")
-    .option("--items <file>", "a JSON array of texts", `${root}examples/word-count.items.json`);
+    .addOption(
+      new Option("--items <file>", "a JSON array of texts").default(
+        `${root}examples/word-count.items.json`,
+        "examples/word-count.items.json",
+      ),
+    );
   wc.action(async (o: { parallel: string; items: string }) => {
     const g = wc.optsWithGlobals<Global>();
     const explicit = wc.getOptionValueSourceWithGlobals("server") !== "default";
     let embedded: Embedded | undefined;
     let server = g.server;
     try {
+      const maxParallel = parseCount(o.parallel, "--parallel", 1);
       const texts = readTexts(o.items);
       if (!Array.isArray(texts))
         throw new CliError(`${o.items}: must hold a JSON array of texts`, exit.badInput);
@@ -88,7 +97,7 @@ export function exampleCommand(): Command {
         reducerImage: image,
         reducerCommand: commands.reducer,
         items: { case: "inlineItems", value: { items: texts.map((t) => jsonToValue(t)) } },
-        maxParallel: Number(o.parallel),
+        maxParallel,
       });
       const id = r.workflow!.id;
       process.stderr.write(`workflow ${id}: ${texts.length} documents\n`);

@@ -59,6 +59,12 @@ function throwUsageErrors(cmd: Command): Command {
 }
 
 export async function main(argv: readonly string[]): Promise<number> {
+  // A reader that stops early (`agentainer --json workflow watch ID | head -1`) ends the command
+  // quietly instead of with an EPIPE stack trace.
+  process.stdout.on("error", (err: NodeJS.ErrnoException) => {
+    if (err.code === "EPIPE") process.exit(0);
+    throw err;
+  });
   const program = throwUsageErrors(createProgram());
   try {
     await program.parseAsync([...argv]);

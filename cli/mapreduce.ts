@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import type { JsonValue } from "@bufbuild/protobuf";
-import { Command } from "commander";
+import { Command, Option } from "commander";
 import { jsonToValue, valueToJson } from "../lib/json-value.js";
 import { AgentMode } from "../gen/agentainer/executor/v1/executor_pb.js";
 import { WorkflowSchema } from "../gen/agentainer/workflow/v1/workflow_pb.js";
@@ -50,10 +50,11 @@ export function mapReduceCommand(): Command {
     .option("--reducer-command <argv...>", "reducer command")
     .option("--input <file>", "a JSON file: the input document (its items at --items-path)")
     .option("--items <file>", "a JSON file holding the items (a JSON array)")
-    .option(
-      "--items-path <pointer>",
-      "JSON pointer to the items inside --input (default: all of it)",
-      "",
+    .addOption(
+      new Option("--items-path <pointer>", "JSON pointer to the items inside --input").default(
+        "",
+        "the whole input",
+      ),
     )
     .option("--parallel <n>", "most mapper tasks at once", "10")
     .option("--pool-size <n>", "warm mapper agents (default: --parallel)")
