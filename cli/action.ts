@@ -10,6 +10,9 @@ export interface Global {
   debug?: boolean;
 }
 
+/** The API token of a server started with AGENTAINER_API_TOKEN: read from the environment only. */
+export const apiToken = (): string | undefined => process.env.AGENTAINER_API_TOKEN || undefined;
+
 /** Prints a failure in one line (a stack trace first with --debug) and returns its exit code. */
 export function report(err: unknown, server: string, debug: boolean | undefined): number {
   if (debug) process.stderr.write(`${(err as Error).stack ?? String(err)}\n`);
@@ -28,7 +31,7 @@ export function action<A extends unknown[]>(
 ) {
   return async (...args: A) => {
     const g = cmd().optsWithGlobals<Global>();
-    const clients = connect(g);
+    const clients = connect({ ...g, apiToken: apiToken() });
     try {
       const code = await body(clients, g, ...args);
       if (typeof code === "number") process.exitCode = code;

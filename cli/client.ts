@@ -6,6 +6,7 @@ import {
   type Interceptor,
 } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
+import { createBearerTokenInterceptor } from "../lib/auth.js";
 import { PoolService } from "../gen/agentainer/pool/v1/pool_pb.js";
 import { StateService } from "../gen/agentainer/state/v1/state_pb.js";
 import { WorkflowService } from "../gen/agentainer/workflow/v1/workflow_pb.js";
@@ -36,6 +37,8 @@ export interface Servers {
   server: string;
   poolServer?: string | undefined;
   stateServer?: string | undefined;
+  /** Sent as `authorization: Bearer <token>` on every call (AGENTAINER_API_TOKEN). */
+  apiToken?: string | undefined;
 }
 
 /** The target each failed call went to, so that its error names the right option. */
@@ -68,8 +71,14 @@ function tagging(target: Target): Interceptor {
 
 const withScheme = (url: string) => (/^https?:\/\//.test(url) ? url : `http://${url}`);
 
-function client<S extends Parameters<typeof createClient>[0]>(service: S, target: Target) {
-  const transport = createGrpcTransport({ baseUrl: target.url, interceptors: [tagging(target)] });
+function client<S extends Parameters<typeof createClient>[0]>(
+  service: S,
+  target: Target,
+  apiToken: string | undefined,
+) {
+  const interceptors = [tagging(target)];
+  if (apiToken) interceptors.push(createBearerTokenInterceptor(apiToken));
+  const transport = createGrpcTransport({ baseUrl: target.url, interceptors });
   return createClient(service, transport) as Client<S>;
 }
 
@@ -81,27 +90,39 @@ export function connect(servers: Servers): Clients {
   const state = pick(servers.stateServer);
   return {
     server,
-    workflow: client(WorkflowService, {
-      url: server,
-      service: "Workflow",
-      option: "--server",
-      env: "AGENTAINER_SERVER",
-      own: true,
-    }),
-    pool: client(PoolService, {
-      url: pool ?? server,
-      service: "Pool",
-      option: "--pool-server",
-      env: "AGENTAINER_POOL_SERVER",
-      own: pool !== undefined,
-    }),
-    state: client(StateService, {
-      url: state ?? server,
-      service: "State",
-      option: "--state-server",
-      env: "AGENTAINER_STATE_SERVER",
-      own: state !== undefined,
-    }),
+    workflow: client(
+      WorkflowService,
+      {
+        url: server,
+        service: "Workflow",
+        option: "--server",
+        env: "AGENTAINER_SERVER",
+        own: true,
+      },
+      servers.apiToken,
+    ),
+    pool: client(
+      PoolService,
+      {
+        url: pool ?? server,
+        service: "Pool",
+        option: "--pool-server",
+        env: "AGENTAINER_POOL_SERVER",
+        own: pool !== undefined,
+      },
+      servers.apiToken,
+    ),
+    state: client(
+      StateService,
+      {
+        url: state ?? server,
+        service: "State",
+        option: "--state-server",
+        env: "AGENTAINER_STATE_SERVER",
+        own: state !== undefined,
+      },
+      servers.apiToken,
+    ),
   };
 }
 
@@ -129,6 +150,7 @@ const codeNames: Partial<Record<Code, string>> = {
   [Code.FailedPrecondition]: "not allowed now",
   [Code.ResourceExhausted]: "too large",
   [Code.PermissionDenied]: "denied",
+  [Code.Unauthenticated]: "unauthenticated",
 };
 
 /** True when a call failed because nothing answered at the address (no server, no route). */

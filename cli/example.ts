@@ -6,7 +6,7 @@ import { Command, Option } from "commander";
 import type { JsonValue } from "@bufbuild/protobuf";
 import { jsonToValue, valueToJson } from "../lib/json-value.js";
 import type { Embedded } from "../services/embedded.js";
-import { report, type Global } from "./action.js";
+import { apiToken, report, type Global } from "./action.js";
 import { parseCount } from "./args.js";
 import { CliError, connect, exit } from "./client.js";
 import { exitCodeOf, watchRun } from "./watch.js";
@@ -88,7 +88,7 @@ export function exampleCommand(): Command {
           if (built.status !== 0) throw new CliError("could not build the local images", 1);
         }
       }
-      const c = connect({ server });
+      const c = connect({ server, apiToken: apiToken() });
       const commands = agentCommands(runtime);
       const r = await c.workflow.createMapReduce({
         name: "word-count",

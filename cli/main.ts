@@ -42,7 +42,11 @@ export function createProgram(): Command {
     new Command("agentainer")
       .description("Agentainer Flow: workflows whose steps run in containers")
       .version("0.1.0")
-      .showHelpAfterError(),
+      .showHelpAfterError()
+      .addHelpText(
+        "after",
+        "\nEnvironment:\n  AGENTAINER_API_TOKEN  sent as `authorization: Bearer <token>` on every call (servers started\n                        with the same variable require it)\n\nExit codes: 0 done or succeeded, 1 refused by the server, 2 bad input, 3 server unreachable or\nnot serving the service, 4 partially succeeded, 5 failed, 6 cancelled (docs/cli.md).",
+      ),
   )
     .addCommand(upCommand())
     .addCommand(workflowCommand())

@@ -91,3 +91,31 @@ describe("agentainer up configured from the environment", { timeout: 120_000 }, 
     }
   });
 });
+
+describe("agentainer up with AGENTAINER_API_TOKEN", { timeout: 120_000 }, () => {
+  it("refuses the CLI without the token in one line, and answers it with the token", async () => {
+    const token = "cli-test-token-0123456789";
+    const port = await freePort();
+    const server = `http://127.0.0.1:${port}`;
+    const up = await start(["up", "--port", String(port)], /listening on/, {
+      AGENTAINER_API_TOKEN: token,
+    });
+    try {
+      const without = run(["--server", server, "workflow", "list"], { AGENTAINER_API_TOKEN: "" });
+      expect(without.code).toBe(1);
+      expect(without.stderr).toMatch(
+        /^agentainer: unauthenticated: this server requires an API token/,
+      );
+      expect(without.stderr.split("\n")).toHaveLength(2);
+      const wrong = run(["--server", server, "pool", "list"], {
+        AGENTAINER_API_TOKEN: "not-the-token-0123456789",
+      });
+      expect(wrong.stderr).toBe("agentainer: unauthenticated: the API token is wrong\n");
+      const ok = run(["--server", server, "workflow", "list"], { AGENTAINER_API_TOKEN: token });
+      expect(ok.code).toBe(0);
+      expect(ok.stdout).toMatch(/^ID\s+NAME\s+STATUS/);
+    } finally {
+      await up.stop();
+    }
+  });
+});
