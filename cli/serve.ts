@@ -79,7 +79,8 @@ export function serveCommand(): Command {
       } catch (err) {
         if (err instanceof ConfigError || err instanceof Error) {
           process.stderr.write(`agentainer serve ${service}: ${err.message}\n`);
-          process.exitCode = 1;
+          // A bad variable or option is bad input (2); anything else kept it from starting (1).
+          process.exitCode = err instanceof ConfigError ? 2 : 1;
           return;
         }
         throw err;

@@ -41,7 +41,8 @@ export function upCommand(): Command {
       } catch (err) {
         if (err instanceof ConfigError || err instanceof Error) {
           process.stderr.write(`agentainer up: ${err.message}\n`);
-          process.exitCode = 1;
+          // A bad variable or option is bad input (2); anything else kept it from starting (1).
+          process.exitCode = err instanceof ConfigError ? 2 : 1;
           return;
         }
         throw err;

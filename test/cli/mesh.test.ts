@@ -82,6 +82,9 @@ describe("agentainer up configured from the environment", { timeout: 120_000 }, 
     } finally {
       await up.stop();
     }
+    const bad = run(["up"], { PORT: "abc" });
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('PORT: must be a port number, 0 to 65535 (got "abc")');
     const flag = await freePort();
     const both = await start(["up", "--port", String(flag)], /listening on/, { PORT: "1" });
     try {
