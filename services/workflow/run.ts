@@ -423,7 +423,10 @@ export class Run {
     }
   }
 
-  /** Reads what the step's tasks receive: parents' outputs, MAP items, REDUCE fan-in. */
+  /**
+   * Reads what the step's tasks receive: parents' outputs, MAP items, REDUCE fan-in. A MAP from_step
+   * reads its items from `parents`; its tasks get their own item, not that parent (see taskInput).
+   */
   private async prepareInputs(step: StepRun): Promise<void> {
     const d = step.def;
     if (d.pool.kind === "inline") step.mode = d.pool.agentMode;
@@ -1117,6 +1120,7 @@ export class Run {
       kind: d.kind,
       index,
       ...(d.kind === "map" ? { item: step.items?.[index] ?? null } : {}),
+      ...(d.mapItems?.from === "step" ? { itemsFrom: d.mapItems.stepId } : {}),
       ...(d.kind === "reduce" ? { fanIn: step.fanIn ?? [] } : {}),
     });
     return {

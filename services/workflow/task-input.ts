@@ -42,17 +42,21 @@ export interface TaskInputParts {
   kind: Kind;
   index: number;
   item?: JsonValue;
+  /**
+   * MAP with items from_step only: the parent the items come from. Its output is left out of
+   * `parents` (the task has its own item), so a task's input does not grow with the item count.
+   */
+  itemsFrom?: string;
   /** REDUCE only: the fan-out parent's tasks, in index order (every index present). */
   fanIn?: readonly TaskEnd[];
 }
 
 /** The JSON document a task gets as its input. */
 export function taskInput(p: TaskInputParts): JsonValue {
-  const doc: Record<string, JsonValue> = {
-    input: p.input,
-    parents: { ...p.parents },
-    index: p.index,
-  };
+  const skip = p.kind === "map" ? p.itemsFrom : undefined;
+  const parents: Record<string, JsonValue> = {};
+  for (const [id, output] of Object.entries(p.parents)) if (id !== skip) parents[id] = output;
+  const doc: Record<string, JsonValue> = { input: p.input, parents, index: p.index };
   if (p.kind === "map") doc.item = p.item ?? null;
   if (p.kind === "reduce") {
     const ends = p.fanIn ?? [];

@@ -269,10 +269,11 @@ describe("workflow patterns on the real mesh (Docker, Redis, NATS)", () => {
               source: { case: "fromStep", value: { stepId: "list", path: "/value/docs" } },
             },
           }),
-          // A second map over the first one's whole output (an array of its results).
+          // A second map over the first one's whole output (an array of its results), with
+          // another parent whose output its tasks do get.
           cold("again", {
             kind: StepKind.MAP,
-            dependsOn: ["map"],
+            dependsOn: ["map", "list"],
             mapItems: { source: { case: "fromStep", value: { stepId: "map" } } },
           }),
         ],
@@ -286,12 +287,14 @@ describe("workflow patterns on the real mesh (Docker, Redis, NATS)", () => {
         [1, 40],
         [2, 60],
       ]);
-      // Each task of `map` saw the list step's output as its parent.
-      expect((mapped[0] as { parents?: unknown }).parents).toEqual({
-        list: { index: 0, attempt: 1, value: { meta: { n: 3 }, docs }, parents: {} },
-      });
+      // A task's input has its own item, not a copy of the parent the items come from (the agent
+      // echoes the `parents` it got); other parents stay.
+      const listOutput = { index: 0, attempt: 1, value: { meta: { n: 3 }, docs }, parents: {} };
+      expect(mapped.map((o) => (o as { parents?: unknown }).parents)).toEqual([{}, {}, {}]);
       expect(stepOf(done, "again").counts).toMatchObject({ total: 3n, succeeded: 3n });
-      expect((resultOf(done) as Array<{ index: number }>).map((o) => o.index)).toEqual([0, 1, 2]);
+      const again = resultOf(done) as Array<{ index: number; parents?: unknown }>;
+      expect(again.map((o) => o.index)).toEqual([0, 1, 2]);
+      expect(again.map((o) => o.parents)).toEqual([0, 1, 2].map(() => ({ list: listOutput })));
       await eventually(() => containersOf(id).length === 0);
     });
   });

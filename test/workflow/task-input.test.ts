@@ -35,6 +35,41 @@ describe("what tasks receive and what steps output", () => {
     });
   });
 
+  describe("a MAP task whose items come from a parent step (from_step)", () => {
+    const parents = { split: { items: ["a", "b", "c"] }, config: { lang: "en" } };
+
+    it("gets its own item and every other parent, but not the parent its items come from", () => {
+      expect(
+        taskInput({ input: null, parents, kind: "map", index: 2, item: "c", itemsFrom: "split" }),
+      ).toEqual({ input: null, parents: { config: { lang: "en" } }, index: 2, item: "c" });
+    });
+
+    it("keeps that parent for a MAP with another item source and for other kinds", () => {
+      expect(taskInput({ input: null, parents, kind: "map", index: 0, item: "x" })).toMatchObject({
+        parents,
+      });
+      expect(
+        taskInput({ input: null, parents, kind: "task", index: 0, itemsFrom: "split" }),
+      ).toMatchObject({ parents });
+    });
+
+    it("has an input of the same size whatever the number of items", () => {
+      const sizeOfFirstTask = (n: number) => {
+        const items = Array.from({ length: n }, (_, i) => `item ${i % 10}`);
+        const doc = taskInput({
+          input: null,
+          parents: { split: items },
+          kind: "map",
+          index: 0,
+          item: items[0] as string,
+          itemsFrom: "split",
+        });
+        return JSON.stringify(doc).length;
+      };
+      expect(sizeOfFirstTask(100_000)).toBe(sizeOfFirstTask(10));
+    });
+  });
+
   it("assembles step outputs in index order, nulls for failures", () => {
     const ends = [
       { index: 1, succeeded: false, result: undefined, error: "x" },

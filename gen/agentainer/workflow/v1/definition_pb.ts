@@ -404,7 +404,8 @@ export type MapItems = Message<"agentainer.workflow.v1.MapItems"> & {
   } | {
     /**
      * The output of a parent step (it must be listed in depends_on), read
-     * when the step starts.
+     * when the step starts. Each task gets its own item and not that output:
+     * it is left out of the tasks' `parents` (see "What a task receives").
      *
      * @generated from field: agentainer.workflow.v1.StepOutputRef from_step = 4;
      */
