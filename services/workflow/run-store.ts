@@ -39,7 +39,12 @@ export interface JobRecord {
   index: number;
   status: JobStatus;
   attempt: number;
-  /** The Executor's id of the latest attempt (deterministic: see task-input.ts). */
+  /**
+   * The Executor's id of the latest attempt (deterministic: see task-input.ts). Empty when that
+   * attempt never became an Executor task because its item was skipped, or because its per-item
+   * `when` could not be evaluated: such an item is still undecided, and its retry (after a resume
+   * too) decides it again.
+   */
   attemptTaskId: string;
   agentId: string;
   containerId: string;

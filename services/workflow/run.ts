@@ -828,26 +828,29 @@ export class Run {
     const flight: Flight = { job, abort: new AbortController(), startedMs: now };
     step.flights.set(index, flight);
     this.markDirty(step);
-    void this.fly(step, flight, true).catch((err) => this.fault(err));
+    // A per-item `when` decides an item once, before its first attempt (a retry is the same
+    // item). An attempt whose `when` could not be evaluated stores no attempt task id (see fly),
+    // so the store alone says which items are still undecided, also after a resume.
+    const decide = prev === undefined || prev.attemptTaskId === "";
+    void this.fly(step, flight, decide).catch((err) => this.fault(err));
   }
 
-  /** One attempt: its per-item `when`, an agent, the stored start, the run, the end. */
-  private async fly(step: StepRun, flight: Flight, checkItem: boolean): Promise<void> {
+  /** One attempt: its per-item `when` (if `decide`), an agent, the stored start, the run, the end. */
+  private async fly(step: StepRun, flight: Flight, decide: boolean): Promise<void> {
     const d = step.def;
     const job = flight.job;
-    // A per-item `when` decides an item once, before its first attempt (a retry is the same
-    // item), against the state as the step's first evaluation read it (see itemState).
-    const undecided = job.attempt === 1 || step.undecided.has(job.index);
-    if (checkItem && undecided && d.kind === "map" && d.when?.usesItem) {
+    // Against the state as the step's first evaluation read it (see itemState).
+    if (decide && d.kind === "map" && d.when?.usesItem) {
       let holds: boolean;
       try {
         holds = await evaluate(
           d.when,
           this.evalContext(step.items?.[job.index] ?? null, step.itemState),
         );
-        step.undecided.delete(job.index);
       } catch (err) {
-        step.undecided.add(job.index);
+        // The attempt never became an Executor task, and the item stays undecided: its retry,
+        // here or in the instance that resumes the run, decides it again.
+        job.attemptTaskId = "";
         this.land(step, flight, this.failure(`when: ${(err as Error).message}`));
         return;
       }

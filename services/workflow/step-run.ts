@@ -38,11 +38,10 @@ export class StepRun {
   /**
    * MAP with a per-item `when`: the state keys it read, each read once (when the first item was
    * decided, right after the step started) so that every item is decided against the same state.
-   * Not stored: after a restart, items not yet decided read the state again.
+   * Not stored: after a restart, items not yet decided read the state again. Which items are
+   * not yet decided is in the store: see Run.launch.
    */
   readonly itemState = new Map<string, Promise<Json>>();
-  /** Items whose `when` could not be evaluated (a state read failed): their retry decides again. */
-  readonly undecided = new Set<number>();
   /** REDUCE: its input's results and failures, built when the step starts. */
   fanIn: readonly TaskEnd[] | undefined;
   /** Next index never dispatched. */

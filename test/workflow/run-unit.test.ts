@@ -129,12 +129,17 @@ const state: WorkflowState = {
   },
 };
 
-function engine(store = new InMemoryRunStore(), tasks = new FakeTasks(), pools = new FakePools()) {
+function engine(
+  store = new InMemoryRunStore(),
+  tasks = new FakeTasks(),
+  pools = new FakePools(),
+  workflowState = state,
+) {
   const e = new WorkflowEngine({
     store,
     tasks,
     pools,
-    state,
+    state: workflowState,
     bus: new InProcessEventBus(),
     logger: createLogger({ name: "test", level: "silent" }),
     checkImage: async () => {},
@@ -329,6 +334,62 @@ describe("the workflow engine on fakes", () => {
     await expect(store.apply(id, 1, {})).rejects.toBeInstanceOf(FailedPreconditionError);
     await second.close();
   });
+  it("after a resume, decides again an item whose per-item `when` could not be evaluated", async () => {
+    // The first read of the state fails; every later one sees `allow`, which the test changes.
+    let reads = 0;
+    let allow = true;
+    const flaky: WorkflowState = {
+      ...state,
+      get: async (_id, key) => {
+        if (reads++ === 0) throw new UnavailableError("state service: try again");
+        return key === "allow" ? allow : undefined;
+      },
+    };
+    const store = new InMemoryRunStore();
+    const tasks = new FakeTasks();
+    const first = engine(store, tasks, new FakePools(), flaky);
+    const id = await first.e.create(
+      request({
+        name: "when-resume",
+        start: true,
+        config: { maxParallel: 1 },
+        steps: [
+          {
+            id: "m",
+            kind: StepKind.MAP,
+            image: "i",
+            when: "item.go == true && state.allow == true",
+            // The retry is due long after the first driver has gone.
+            retry: { maxAttempts: 3, backoff: Backoff.CONSTANT, initialDelay: { seconds: 60n } },
+            mapItems: items([{ go: true }, { go: true }, { go: true, failAttempts: 1 }]),
+          },
+        ],
+      }),
+    );
+    await eventually(async () => {
+      const jobs = await store.jobs(id, "m", 0, 3);
+      return jobs.map((j) => j.status).join() === "retrying,succeeded,retrying";
+    });
+    expect((await store.jobs(id, "m", 0, 1))[0]!.error).toMatch(/^when: .*try again/);
+    await first.e.close();
+    // Item 0 was never decided; were it decided now, it would be false. Item 2 was decided (true)
+    // and ran once: its retry is not decided again.
+    allow = false;
+    const second = new WorkflowEngine({
+      ...(first.e as unknown as { o: ConstructorParameters<typeof WorkflowEngine>[0] }).o,
+      owner: "second",
+      now: () => Date.now() + 120_000,
+    });
+    await second.start();
+    const s = await ended(second, id);
+    expect(s.record.status).toBe("succeeded");
+    const jobs = await store.jobs(id, "m", 0, 3);
+    expect(jobs.map((j) => j.status)).toEqual(["skipped", "succeeded", "succeeded"]);
+    // Item 0 never reached the Executor.
+    expect(tasks.runs).toEqual([`${id}.m.1.1`, `${id}.m.2.1`, `${id}.m.2.2`]);
+    await second.close();
+  });
+
   it("schedules the state's expiry at the end, and deletes the workflow past its retention", async () => {
     const { e, store } = engine();
     await e.start();
