@@ -15,6 +15,8 @@ Environment (every service):
   REDIS_URL             redis://host:port; unset keeps data in memory (lost on exit)
   NATS_URL              nats://host:port; unset keeps events inside the process
   SHUTDOWN_TIMEOUT_MS   how long SIGTERM waits for calls to finish (default 10000)
+  AGENTAINER_API_TOKEN  when set, every call but health needs "authorization: Bearer <token>",
+                        and the service sends it to the services it calls (16+ characters)
 
 Workflow service (port 7071):
   EXECUTOR_URL, POOL_URL, STATE_URL  the other services (required)

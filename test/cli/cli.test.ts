@@ -488,6 +488,63 @@ describe("the agentainer CLI against agentainer up", { timeout: 120_000 }, () =>
     });
   });
 
+  it("runs a MapReduce whose items come from a --splitter, with --env for every task", () => {
+    const r = cli(
+      server,
+      "workflow",
+      "mapreduce",
+      "--name",
+      "mr-split",
+      ...mapReduceAgents,
+      "--splitter",
+      "agentainer/busybox:local",
+      "--splitter-command",
+      JSON.stringify([
+        "sh",
+        "-c",
+        `echo '{"docs":["x y","y '"$SPLIT_WORD"'"]}' > "$AGENTAINER_RESULT_FILE"`,
+      ]),
+      "--splitter-items-path",
+      "/docs",
+      "--env",
+      "SPLIT_WORD=z",
+      "--env",
+      "WORD_MAPPER_DELAY_MS=1",
+    );
+    expect(r.code, r.stderr).toBe(0);
+    const result = JSON.parse(/result: (.*)/.exec(r.stdout)![1]!);
+    expect(result).toMatchObject({ total: 4, documents: 2, words: { x: 1, y: 2, z: 1 } });
+
+    const bad = cli(
+      server,
+      "workflow",
+      "mapreduce",
+      "--name",
+      "m",
+      ...mapReduceAgents,
+      "--splitter",
+      "agentainer/busybox:local",
+      "--items",
+      "examples/word-count.items.json",
+    );
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain("--splitter makes the items");
+    const env = cli(
+      server,
+      "workflow",
+      "mapreduce",
+      "--name",
+      "m",
+      ...mapReduceAgents,
+      "--items",
+      "examples/word-count.items.json",
+      "--env",
+      "NOEQUALS",
+    );
+    expect(env.code).toBe(2);
+    expect(env.stderr).toContain("--env NOEQUALS: expected KEY=VALUE");
+  });
+
   it("prints exactly one JSON document with --json", () => {
     const created = cli(server, "workflow", "create", "examples/pipeline.yaml", "--watch");
     const id = /workflow (wf_\w+): succeeded/.exec(created.stdout)![1]!;
