@@ -62,12 +62,16 @@ const terminal = new Set([
   "WORKFLOW_STATUS_CANCELLED",
 ]);
 
-function mapReduce(texts: string[], env: Record<string, string> = {}) {
+function mapReduce(
+  texts: string[],
+  env: Record<string, string> = {},
+  image = "agentainer/node-agent:local",
+) {
   return {
     name: "word-count",
-    mapper_image: "agentainer/node-agent:local",
+    mapper_image: image,
     mapper_command: ["node", "/agents/word-mapper.mjs"],
-    reducer_image: "agentainer/node-agent:local",
+    reducer_image: image,
     reducer_command: ["node", "/agents/word-reducer.mjs"],
     inline_items: { items: texts.map(stringValue) },
     pool_size: 2,
@@ -165,7 +169,12 @@ describe("the compose-deployed mesh", () => {
   });
 
   it("runs the word-count MapReduce through the Workflow API on pooled agents", async () => {
-    const created = await api.call<{ workflow: Workflow }>("CreateMapReduce", mapReduce(docs));
+    // The agents are the ones bundled in the mesh's own image: what works wherever the
+    // compose file was brought up, with nothing else built.
+    const created = await api.call<{ workflow: Workflow }>(
+      "CreateMapReduce",
+      mapReduce(docs, {}, "agentainer/flow:local"),
+    );
     const workflowId = created.workflow.id;
 
     // The server stream: events in sequence order up to the terminal one.
