@@ -1,13 +1,13 @@
 import { readFileSync } from "node:fs";
 import type { JsonValue } from "@bufbuild/protobuf";
 import { Command, Option } from "commander";
-import { jsonToValue, valueToJson } from "../lib/json-value.js";
+import { jsonToValue } from "../lib/json-value.js";
 import { AgentMode } from "../gen/agentainer/executor/v1/executor_pb.js";
 import { WorkflowSchema } from "../gen/agentainer/workflow/v1/workflow_pb.js";
 import { action, out } from "./action.js";
 import { parseCount } from "./args.js";
 import { CliError, exit } from "./client.js";
-import { json } from "./output.js";
+import { json, resultLine } from "./output.js";
 import { exitCodeOf, watchRun } from "./watch.js";
 
 interface MapReduceOptions {
@@ -154,8 +154,8 @@ export function mapReduceCommand(): Command {
         const end = await watchRun(c, w.id, { json: g.json, out: process.stdout });
         if (!g.json) {
           const { workflow } = await c.workflow.getWorkflow({ workflowId: w.id });
-          if (workflow?.result !== undefined)
-            out(`result: ${JSON.stringify(valueToJson(workflow.result, "result"))}\n`);
+          const result = workflow === undefined ? undefined : resultLine(workflow);
+          if (result !== undefined) out(result);
         }
         return exitCodeOf(end.status);
       },

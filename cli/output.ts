@@ -6,6 +6,8 @@ import {
   WorkflowStatus,
   type TaskCounts,
 } from "../gen/agentainer/workflow/v1/definition_pb.js";
+import type { Workflow } from "../gen/agentainer/workflow/v1/workflow_pb.js";
+import { valueToJson } from "../lib/json-value.js";
 
 /** Human output: aligned tables; `--json` output: the messages in protobuf JSON. */
 
@@ -61,4 +63,16 @@ export function bar(c: TaskCounts | undefined, width = 30): string {
     0,
     width,
   );
+}
+
+/**
+ * The `result: ...` line of a finished workflow, or one saying where to read a result too large
+ * to assemble; undefined when it has neither.
+ */
+export function resultLine(w: Workflow): string | undefined {
+  if (w.result !== undefined) return `result: ${JSON.stringify(valueToJson(w.result, "result"))}\n`;
+  if (!w.resultOmitted) return undefined;
+  const omitted = w.stepProgress.filter((s) => s.outputOmitted).map((s) => s.stepId);
+  const step = omitted.length === 1 ? ` --step ${omitted[0]}` : "";
+  return `result: larger than the service's output limit (WORKFLOW_MAX_OUTPUT_BYTES); read it with: agentainer workflow jobs ${w.id}${step} --results\n`;
 }

@@ -13,7 +13,7 @@ import { create } from "@bufbuild/protobuf";
 import { action, out, type Global } from "./action.js";
 import { parseCount } from "./args.js";
 import { mapReduceCommand } from "./mapreduce.js";
-import { countsText, json, statusName, table, time } from "./output.js";
+import { countsText, json, resultLine, statusName, table, time } from "./output.js";
 import { exitCodeOf, watchRun } from "./watch.js";
 import { createCommand } from "./workflow-create.js";
 import { stateCommand } from "./workflow-state.js";
@@ -40,7 +40,8 @@ export function printWorkflow(w: Workflow, g: Pick<Global, "json">): void {
       ),
     );
   }
-  if (w.result !== undefined) out(`result: ${JSON.stringify(valueToJson(w.result, "result"))}\n`);
+  const result = resultLine(w);
+  if (result !== undefined) out(result);
 }
 
 const statuses = [

@@ -28,6 +28,11 @@ export const workflowConfigSchema = commonConfigSchema.extend({
   WORKFLOW_PROGRESS_INTERVAL_MS: env.positiveInt(250),
   /** Most items of a MAP step. */
   WORKFLOW_MAX_MAP_ITEMS: env.positiveInt(1_000_000),
+  /**
+   * Largest step output assembled whole (JSON bytes): a wider MAP or PARALLEL step's output stays
+   * in its jobs (read them with ListJobs), and a REDUCE over larger results fails.
+   */
+  WORKFLOW_MAX_OUTPUT_BYTES: env.positiveInt(4 * 1024 * 1024),
   /** Largest inline pool (the Pool service's POOL_MAX_SIZE_LIMIT). */
   WORKFLOW_POOL_MAX_SIZE_LIMIT: env.positiveInt(256),
   /** Prefix of every Redis key of the service. */

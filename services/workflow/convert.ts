@@ -111,7 +111,10 @@ export function stepProgressToProto(s: StepRecord, withOutput: boolean): StepPro
     ...(s.startMs === undefined ? {} : { startTime: msToTimestamp(s.startMs) }),
     ...(s.endMs === undefined ? {} : { endTime: msToTimestamp(s.endMs) }),
   };
-  if (withOutput && s.output !== undefined) {
+  if (s.outputOmitted === true) {
+    // Never assembled (see definition.proto, "What a step outputs"): said whether asked or not.
+    progress.outputOmitted = true;
+  } else if (withOutput && s.output !== undefined) {
     if (Buffer.byteLength(canonicalJson(s.output)) > maxInlineOutputBytes) {
       progress.outputOmitted = true;
     } else {
@@ -153,6 +156,7 @@ export function workflowToProto(
     stepProgress: opts.summary ? [] : v.steps.map((s) => stepProgressToProto(s, opts.withOutputs)),
     counts: countsToProto(total),
     ...(!opts.summary && r.result !== undefined ? { result: jsonToValue(r.result) } : {}),
+    resultOmitted: r.resultOmitted === true,
     createTime: msToTimestamp(r.createMs),
     ...(r.startMs === undefined ? {} : { startTime: msToTimestamp(r.startMs) }),
     ...(r.endMs === undefined ? {} : { endTime: msToTimestamp(r.endMs) }),

@@ -26,7 +26,12 @@ import { settingsFromProto, type WorkflowSettings } from "./workflow-config.js";
 export type Kind = "task" | "parallel" | "map" | "reduce";
 
 export type MapSource =
-  | { from: "inline"; items: JsonValue[] }
+  /**
+   * Items given in the definition: validated here, but not kept (a run reads them from its stored
+   * request when the step starts, see map-items.ts), so a definition's size does not grow with
+   * its items.
+   */
+  | { from: "inline"; count: number }
   | { from: "input"; pointer: string[] }
   | { from: "state"; key: string }
   | { from: "step"; stepId: string; pointer: string[] };
@@ -380,10 +385,8 @@ function mapSource(s: Step, f: string, kind: Kind, ctx: StepContext): MapSource 
           `has ${src.value.items.length} items; at most ${ctx.limits.maxMapItems}`,
         );
       }
-      return {
-        from: "inline",
-        items: src.value.items.map((v, i) => valueToJson(v, `${f}.map_items.inline.items[${i}]`)),
-      };
+      src.value.items.forEach((v, i) => valueToJson(v, `${f}.map_items.inline.items[${i}]`));
+      return { from: "inline", count: src.value.items.length };
     }
     case "fromInput": {
       const pointer = parsePointer(src.value, `${f}.map_items.from_input`);
@@ -432,7 +435,7 @@ function stepConcurrency(
   let width = 1;
   if (kind === "parallel") width = s.parallelism;
   else if (kind === "map") {
-    if (items?.from === "inline") width = items.items.length;
+    if (items?.from === "inline") width = items.count;
     else if (items?.from === "input") {
       const v = resolvePointer(ctx.input, items.pointer);
       width = Array.isArray(v) ? v.length : 1;

@@ -57,6 +57,9 @@ export interface WorkflowSnapshot {
   lastSequence: number;
 }
 
+/** Decoded requests up to this size are kept with their definitions. */
+const maxCachedRequestBytes = 64 * 1024;
+
 const idAlphabet = "0123456789abcdefghjkmnpqrstvwxyz";
 
 /** `wf_` and 26 random characters. */
@@ -77,9 +80,13 @@ export class WorkflowEngine {
   private readonly runs = new Map<string, Run>();
   private readonly starting = new Set<string>();
   private readonly listeners = new Map<string, Set<() => void>>();
+  /**
+   * Definitions of recent and running workflows, with their decoded requests when small (a
+   * request with 100,000 inline items is decoded when read, not kept as 100,000 objects).
+   */
   private readonly definitions = new Map<
     string,
-    { request: CreateWorkflowRequest; definition: WorkflowDefinition }
+    { request: CreateWorkflowRequest | undefined; definition: WorkflowDefinition }
   >();
   private readonly timers: NodeJS.Timeout[] = [];
   private readonly now: () => number;
@@ -157,7 +164,10 @@ export class WorkflowEngine {
     }
     created.sequence = 1n;
     this.announce([created]);
-    this.definitions.set(workflowId, { request: stored, definition });
+    this.definitions.set(workflowId, {
+      request: record.request.byteLength <= maxCachedRequestBytes ? stored : undefined,
+      definition,
+    });
     if (req.start) {
       try {
         await this.startRun(workflowId);
@@ -294,7 +304,10 @@ export class WorkflowEngine {
     const run = this.runs.get(workflowId);
     const record =
       run !== undefined && !run.ended ? run.record : await this.o.store.get(workflowId);
-    const { request, definition } = this.definitionOf(record);
+    const { definition } = this.definitionOf(record);
+    const request =
+      this.definitions.get(workflowId)?.request ??
+      fromBinary(CreateWorkflowRequestSchema, record.request);
     let steps: StepRecord[];
     if (run !== undefined && !run.ended) {
       steps = definition.steps.map((s) => run.steps.get(s.id)?.record as StepRecord);
@@ -344,10 +357,7 @@ export class WorkflowEngine {
   // ---------------------------------------------------------------------------------------------
   // Runs
 
-  private definitionOf(record: WorkflowRecord): {
-    request: CreateWorkflowRequest;
-    definition: WorkflowDefinition;
-  } {
+  private definitionOf(record: WorkflowRecord): { definition: WorkflowDefinition } {
     const cached = this.definitions.get(record.workflowId);
     if (cached !== undefined) return cached;
     const request = fromBinary(CreateWorkflowRequestSchema, record.request);
@@ -356,8 +366,9 @@ export class WorkflowEngine {
       const oldest = this.definitions.keys().next().value as string;
       if (!this.runs.has(oldest)) this.definitions.delete(oldest);
     }
-    this.definitions.set(record.workflowId, { request, definition });
-    return { request, definition };
+    const small = record.request.byteLength <= maxCachedRequestBytes;
+    this.definitions.set(record.workflowId, { request: small ? request : undefined, definition });
+    return { definition };
   }
 
   private async claim(workflowId: string): Promise<number> {

@@ -114,6 +114,7 @@ export async function createWorkflowService(
       leaseMaxAgeMs: config.WORKFLOW_LEASE_MAX_AGE_MS,
       progressIntervalMs: config.WORKFLOW_PROGRESS_INTERVAL_MS,
       maxMapItems: config.WORKFLOW_MAX_MAP_ITEMS,
+      maxOutputBytes: config.WORKFLOW_MAX_OUTPUT_BYTES,
     },
     owner: config.WORKFLOW_INSTANCE_ID,
     claimTtlMs: config.WORKFLOW_CLAIM_TTL_MS,

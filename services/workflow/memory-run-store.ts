@@ -14,6 +14,8 @@ interface Run {
   /** Per step, jobs by index. */
   jobs: Map<string, Map<number, JobRecord>>;
   events: StoredEvent[];
+  /** MAP item pages by `<step>:<page>`. */
+  itemPages: Map<string, string>;
   owner: string;
   token: number;
   claimUntilMs: number;
@@ -52,6 +54,7 @@ export class InMemoryRunStore implements RunStore {
       steps: new Map(),
       jobs: new Map(),
       events: events.map((e, i) => ({ sequence: i + 1, timeMs: e.timeMs, data: copy(e.data) })),
+      itemPages: new Map(),
       owner: "",
       token: 0,
       claimUntilMs: 0,
@@ -89,6 +92,10 @@ export class InMemoryRunStore implements RunStore {
       if (j !== undefined) found.push(copy(j));
     }
     return found;
+  }
+
+  async itemPage(workflowId: string, stepId: string, page: number): Promise<string | undefined> {
+    return this.runs.get(workflowId)?.itemPages.get(`${stepId}:${page}`);
   }
 
   async events(workflowId: string, afterSequence: number, limit: number): Promise<StoredEvent[]> {
@@ -143,6 +150,7 @@ export class InMemoryRunStore implements RunStore {
       }
       byIndex.set(j.index, copy(j));
     }
+    for (const p of change.itemPages ?? []) run.itemPages.set(`${p.stepId}:${p.page}`, p.items);
     for (const e of change.events ?? []) {
       run.events.push({ sequence: run.events.length + 1, timeMs: e.timeMs, data: copy(e.data) });
     }

@@ -28,6 +28,7 @@ const recordFields = [
   "startMs",
   "endMs",
   "result",
+  "resultOmitted",
 ] as const;
 
 function encodeField(name: string, value: unknown): string {
@@ -53,6 +54,7 @@ function decodeRecord(raw: Record<string, string>): WorkflowRecord {
     startMs: get("startMs") as number | undefined,
     endMs: get("endMs") as number | undefined,
     result: get("result") as WorkflowRecord["result"],
+    ...(get("resultOmitted") === true ? { resultOmitted: true } : {}),
   };
 }
 
@@ -66,7 +68,8 @@ const jobField = (stepId: string, index: number) => `${stepId}:${index}`;
 /**
  * Workflow runs in Redis. Per workflow, under one hash tag (`{wf:<id>}`): a hash of the record
  * and its claim (owner, fencing token, claim expiry), a hash of step records, a hash of job
- * records (field `<step>:<index>`), and a list of events (index = sequence - 1). Every change is
+ * records (field `<step>:<index>`), a list of events (index = sequence - 1), and a hash of MAP
+ * item pages (field `<step>:<page>`, JSON text). Every change is
  * one Lua script that checks the token and the expectations first (scripts/).
  */
 export class RedisRunStore implements RunStore {
@@ -87,6 +90,7 @@ export class RedisRunStore implements RunStore {
       steps: `${base}:steps`,
       jobs: `${base}:jobs`,
       events: `${base}:events`,
+      items: `${base}:items`,
     };
   }
 
@@ -147,6 +151,11 @@ export class RedisRunStore implements RunStore {
     const fields = Array.from({ length: limit }, (_, i) => jobField(stepId, fromIndex + i));
     const raw = await this.redis.hmget(this.keys(workflowId).jobs, ...fields);
     return raw.filter((j): j is string => j !== null).map((j) => JSON.parse(j) as JobRecord);
+  }
+
+  async itemPage(workflowId: string, stepId: string, page: number): Promise<string | undefined> {
+    const text = await this.redis.hget(this.keys(workflowId).items, `${stepId}:${page}`);
+    return text ?? undefined;
   }
 
   async events(workflowId: string, afterSequence: number, limit: number): Promise<StoredEvent[]> {
@@ -210,9 +219,12 @@ export class RedisRunStore implements RunStore {
     const events = change.events ?? [];
     args.push(events.length);
     for (const e of events) args.push(encodeEvent(e));
+    const pages = change.itemPages ?? [];
+    args.push(pages.length);
+    for (const p of pages) args.push(`${p.stepId}:${p.page}`, p.items);
     const r = (await this.scripts.run(
       "apply",
-      [k.wf, k.steps, k.jobs, k.events],
+      [k.wf, k.steps, k.jobs, k.events, k.items],
       args,
     )) as number[];
     const code = Number(r[0]);
@@ -230,7 +242,7 @@ export class RedisRunStore implements RunStore {
     const k = this.keys(workflowId);
     const [[, removed]] = (await this.redis
       .multi()
-      .del(k.wf, k.steps, k.jobs, k.events)
+      .del(k.wf, k.steps, k.jobs, k.events, k.items)
       .srem(this.index, workflowId)
       .exec()) as [[Error | null, number], [Error | null, number]];
     return removed > 0;

@@ -16,6 +16,11 @@ export interface WorkflowRecord {
   startMs: number | undefined;
   endMs: number | undefined;
   result: JsonValue | undefined;
+  /**
+   * The result was not assembled: a sink's output is larger than the engine's output limit
+   * (`result` is then undefined). Its per-task results are in the sink's jobs.
+   */
+  resultOmitted?: boolean;
 }
 
 export interface StepRecord {
@@ -31,6 +36,20 @@ export interface StepRecord {
   endMs: number | undefined;
   /** Set once the step has ended. */
   output: JsonValue | undefined;
+  /**
+   * MAP / PARALLEL: the output was not assembled because it is larger than the engine's output
+   * limit (`output` is then null); its entries are the step's job results, read in pages.
+   */
+  outputOmitted?: boolean;
+}
+
+/** One stored page of a MAP step's items, written when the step starts (see map-items.ts). */
+export interface ItemPage {
+  stepId: string;
+  /** Page number from 0: it holds items [page * pageSize, (page + 1) * pageSize). */
+  page: number;
+  /** The page's items as the JSON text of an array. */
+  items: string;
 }
 
 /** One task of a step (a "job") and its latest attempt. */
@@ -74,7 +93,10 @@ export interface StoredEvent {
 /** What one step of the engine changes, applied all at once or not at all. */
 export interface RunChange {
   workflow?: Partial<
-    Pick<WorkflowRecord, "status" | "statusMessage" | "startMs" | "endMs" | "result">
+    Pick<
+      WorkflowRecord,
+      "status" | "statusMessage" | "startMs" | "endMs" | "result" | "resultOmitted"
+    >
   >;
   /** Step records to write whole. */
   steps?: StepRecord[];
@@ -87,6 +109,8 @@ export interface RunChange {
   expect?: Array<{ stepId: string; index: number; attempt: number; status: JobStatus }>;
   /** Events to append, numbered after the last one. */
   events?: Array<{ timeMs: number; data: Uint8Array }>;
+  /** MAP item pages to store (each replaces a stored page of the same step and number). */
+  itemPages?: ItemPage[];
 }
 
 /**
@@ -107,6 +131,8 @@ export interface RunStore {
   steps(workflowId: string): Promise<StepRecord[]>;
   /** Jobs of a step with an index in [fromIndex, fromIndex + limit), by index (absent ones left out). */
   jobs(workflowId: string, stepId: string, fromIndex: number, limit: number): Promise<JobRecord[]>;
+  /** The JSON text of one stored page of a MAP step's items; undefined when absent. */
+  itemPage(workflowId: string, stepId: string, page: number): Promise<string | undefined>;
   /** Events after `afterSequence`, at most `limit`, in order. */
   events(workflowId: string, afterSequence: number, limit: number): Promise<StoredEvent[]>;
   /** Sequence of the run's last stored event (0 before the first). NOT_FOUND when unknown. */

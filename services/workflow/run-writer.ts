@@ -1,7 +1,7 @@
 import type { WorkflowEvent } from "../../gen/agentainer/workflow/v1/events_pb.js";
 import { AgentainerError } from "../../lib/errors.js";
 import { encodeEvent } from "./events.js";
-import type { JobRecord, RunChange, RunStore, StepRecord } from "./run-store.js";
+import type { ItemPage, JobRecord, RunChange, RunStore, StepRecord } from "./run-store.js";
 
 /** A change as the engine makes it: events as messages, numbered once stored. */
 export interface Change {
@@ -9,6 +9,7 @@ export interface Change {
   steps?: StepRecord[];
   jobs?: JobRecord[];
   events?: WorkflowEvent[];
+  itemPages?: ItemPage[];
 }
 
 interface Waiter {
@@ -31,6 +32,7 @@ export class RunWriter {
     steps: Map<string, StepRecord>;
     jobs: Map<string, JobRecord>;
     events: WorkflowEvent[];
+    itemPages: ItemPage[];
     waiters: Waiter[];
   } = RunWriter.empty();
   private writing: Promise<void> | undefined;
@@ -50,6 +52,7 @@ export class RunWriter {
       steps: new Map<string, StepRecord>(),
       jobs: new Map<string, JobRecord>(),
       events: [] as WorkflowEvent[],
+      itemPages: [] as ItemPage[],
       waiters: [] as Waiter[],
     };
   }
@@ -67,6 +70,7 @@ export class RunWriter {
     for (const s of change.steps ?? []) p.steps.set(s.stepId, { ...s, counts: { ...s.counts } });
     for (const j of change.jobs ?? []) p.jobs.set(jobKey(j), { ...j });
     if (change.events) p.events.push(...change.events);
+    if (change.itemPages) p.itemPages.push(...change.itemPages);
     const done = new Promise<void>((resolve, reject) => p.waiters.push({ resolve, reject }));
     this.kick();
     return done;
@@ -101,6 +105,7 @@ export class RunWriter {
             timeMs: e.time ? Number(e.time.seconds) * 1000 + e.time.nanos / 1e6 : time,
             data: encodeEvent(e),
           })),
+          ...(batch.itemPages.length > 0 ? { itemPages: batch.itemPages } : {}),
         });
         const first = lastSequence - batch.events.length + 1;
         batch.events.forEach((e, i) => {

@@ -25,6 +25,8 @@ import { stepStarting } from "./step-starting.js";
 import { StepRun, type Flight, type HeldLease } from "./step-run.js";
 import { attemptTaskId, taskInput, workflowResult, type TaskEnd } from "./task-input.js";
 import { inlinePoolId } from "./pools.js";
+import { inlineItems, ItemReader, itemsPerPage, pagesPerWrite, toItemPages } from "./map-items.js";
+import { collectWithin, taskEndPages } from "./task-ends.js";
 
 /** Knobs of the engine (see config.ts for their environment variables). */
 export interface EngineSettings {
@@ -40,6 +42,11 @@ export interface EngineSettings {
   progressIntervalMs: number;
   /** Most items a MAP step may have. */
   maxMapItems: number;
+  /**
+   * Largest step output (JSON bytes) assembled whole: a bigger MAP or PARALLEL output stays in
+   * its jobs (StepRecord.outputOmitted), and a REDUCE over bigger results fails.
+   */
+  maxOutputBytes: number;
 }
 
 /** Everything a run uses, shared by every run of the engine. */
@@ -159,6 +166,7 @@ export class Run {
     for (const step of this.steps.values()) {
       if (!step.isActive) continue;
       await this.prepareInputs(step);
+      if (step.def.kind === "map") step.items = this.itemReader(step, step.width);
       await this.reload(step);
       this.armStepTimer(step);
       const c = step.record.counts;
@@ -380,15 +388,21 @@ export class Run {
         return;
       }
     }
+    let width = d.kind === "parallel" ? d.parallelism : 1;
+    let items: readonly JsonValue[] | "from jobs" | undefined;
     try {
       await this.prepareInputs(step);
+      if (d.kind === "map") items = await this.resolveItems(step);
     } catch (err) {
       await this.failUnstarted(step, (err as Error).message);
       return;
     }
+    if (items !== undefined) {
+      // A store failure here is the run's fault (it resumes from the store), not the step's.
+      width = await this.storeItems(step, items);
+      step.items = this.itemReader(step, width);
+    }
     if (this.stopping || this.done) return; // drive() cancels it
-    const width =
-      d.kind === "map" ? (step.items?.length ?? 0) : d.kind === "parallel" ? d.parallelism : 1;
     const now = this.svc.now();
     step.open(width);
     step.record.status = advance.step(`step ${d.id}`, step.status, "running");
@@ -435,27 +449,115 @@ export class Run {
       if (!pool.active) throw new Error(`pool ${d.pool.poolId} is draining or drained`);
       step.mode = pool.mode;
     }
+    // Its tasks do not get this parent's output (see taskInput): it may be too large.
+    const workFrom = this.workSource(step);
     step.parents = Object.fromEntries(
       d.dependsOn.map((p) => {
         const parent = this.steps.get(p) as StepRun;
+        if (parent.record.outputOmitted === true && p !== workFrom) {
+          throw new Error(`parent ${p}: ${this.tooLarge(`its output`)} to hand to a task`);
+        }
         return [p, parent.status === "skipped" ? null : (parent.record.output ?? null)];
       }),
     );
-    if (d.kind === "map") step.items = await this.readItems(step);
     if (d.kind === "reduce") {
       const source = this.fanOutParent(d);
-      step.fanIn =
-        source === undefined ? [] : await this.taskEnds(this.steps.get(source) as StepRun);
+      if (source === undefined) step.fanIn = [];
+      else {
+        const parent = this.steps.get(source) as StepRun;
+        const ends = await collectWithin(
+          this.taskEndsOf(parent),
+          this.svc.settings.maxOutputBytes,
+          true,
+        );
+        if (ends === undefined) {
+          throw new Error(
+            `the results of step ${source}: ${this.tooLarge("they are")} for one task`,
+          );
+        }
+        step.fanIn = ends;
+      }
     }
   }
 
-  private async readItems(step: StepRun): Promise<readonly JsonValue[]> {
+  private tooLarge(what: string): string {
+    const limit = this.svc.settings.maxOutputBytes;
+    return `${what} larger than ${limit} bytes of JSON (WORKFLOW_MAX_OUTPUT_BYTES), too large`;
+  }
+
+  private itemReader(step: StepRun, width: number): ItemReader {
+    const read = (page: number) => this.svc.store.itemPage(this.workflowId, step.def.id, page);
+    let repaged: Promise<unknown> | undefined;
+    return new ItemReader(step.def.id, width, async (page) => {
+      const text = await read(page);
+      if (text !== undefined) return text;
+      // A step started by a version of the service that kept items in memory has no pages:
+      // they are stored now, once, from the step's source.
+      repaged ??= this.resolveItems(step).then((items) => this.storeItems(step, items));
+      await repaged;
+      return read(page);
+    });
+  }
+
+  /**
+   * Stores a MAP step's items in pages (see map-items.ts), so that the run holds only the pages
+   * its tasks are dispatched from, and a resumed run reads the same items whatever their source
+   * holds by then. "from jobs": the items are the results of the from_step parent, whose output
+   * was too large to assemble, read from its jobs a page at a time. Returns the item count.
+   */
+  private async storeItems(
+    step: StepRun,
+    items: readonly JsonValue[] | "from jobs",
+  ): Promise<number> {
+    if (items !== "from jobs") {
+      await this.writeItemPages(step, items, 0, items.length);
+      return items.length;
+    }
+    const src = step.def.mapItems as { stepId: string };
+    const pending: JsonValue[] = [];
+    let first = 0;
+    for await (const ends of this.taskEndsOf(this.steps.get(src.stepId) as StepRun)) {
+      for (const e of ends) pending.push(e.succeeded ? (e.result ?? null) : null);
+      const whole = pending.length - (pending.length % itemsPerPage);
+      await this.writeItemPages(step, pending, first, whole);
+      pending.splice(0, whole);
+      first += whole;
+    }
+    await this.writeItemPages(step, pending, first, pending.length);
+    return first + pending.length;
+  }
+
+  /** Stores items[0, upTo) (item `first` on, a page boundary) as pages, a few pages a write. */
+  private async writeItemPages(
+    step: StepRun,
+    items: readonly JsonValue[],
+    first: number,
+    upTo: number,
+  ): Promise<void> {
+    const chunk = itemsPerPage * pagesPerWrite;
+    for (let at = 0; at < upTo; at += chunk) {
+      const slice = items.slice(at, Math.min(at + chunk, upTo));
+      const itemPages = toItemPages(step.def.id, slice, (first + at) / itemsPerPage);
+      await this.writer.write({ itemPages });
+    }
+  }
+
+  /** A MAP step's items, read from their source and checked. */
+  private async resolveItems(step: StepRun): Promise<readonly JsonValue[] | "from jobs"> {
     const src = step.def.mapItems;
     let items: JsonValue | undefined;
     let where: string;
+    if (src?.from === "step" && this.steps.get(src.stepId)?.record.outputOmitted === true) {
+      if (src.pointer.length > 0) {
+        throw new Error(
+          `map_items: the output of step ${src.stepId} is ${this.tooLarge("")} to resolve a path in; take its items whole (no path)`,
+        );
+      }
+      return "from jobs";
+    }
     switch (src?.from) {
       case "inline":
-        return src.items;
+        return inlineItems(this.record.request, step.def.id);
       case "input":
         items = resolvePointer(this.def.input, src.pointer);
         where = "the input";
@@ -656,11 +758,15 @@ export class Run {
           : `${failed} of ${step.width} tasks failed; first: ${step.firstFailure}`;
     }
     let output: JsonValue = null;
+    let omitted = false;
     if (status === "succeeded" || status === "partially_succeeded") {
-      output =
-        d.kind === "task" || d.kind === "reduce"
-          ? (step.singleResult ?? null)
-          : (await this.taskEnds(step)).map((e) => (e.succeeded ? (e.result ?? null) : null));
+      if (d.kind === "task" || d.kind === "reduce") output = step.singleResult ?? null;
+      else {
+        // Built only up to the output limit: a wider step's output stays in its jobs.
+        const ends = await collectWithin(this.taskEndsOf(step), this.svc.settings.maxOutputBytes);
+        if (ends === undefined) omitted = true;
+        else output = ends.map((e) => (e.succeeded ? (e.result ?? null) : null));
+      }
     }
     if (this.done) return;
     const now = this.svc.now();
@@ -668,6 +774,7 @@ export class Run {
     step.record.statusMessage = message;
     step.record.endMs = now;
     step.record.output = output;
+    if (omitted) step.record.outputOmitted = true;
     if (step.timer) clearTimeout(step.timer);
     this.releaseIdle(step);
     this.dirty.delete(step);
@@ -683,29 +790,12 @@ export class Run {
     }
   }
 
-  /** Every task of a started step as it ended, in index order, read back from the store. */
-  private async taskEnds(step: StepRun): Promise<TaskEnd[]> {
+  /** Every task of a started step as it ended, in index order, read back a page at a time. */
+  private async *taskEndsOf(step: StepRun): AsyncGenerator<TaskEnd[], void, undefined> {
     await this.writer.flush();
-    const ends: TaskEnd[] = [];
-    for (let from = 0; from < step.width; from += pageSize) {
-      const jobs = await this.svc.store.jobs(this.workflowId, step.def.id, from, pageSize);
-      let at = from;
-      for (const j of jobs) {
-        for (; at < j.index; at++)
-          ends.push({ index: at, succeeded: false, result: undefined, error: "cancelled" });
-        ends.push({
-          index: j.index,
-          succeeded: j.status === "succeeded" || j.status === "skipped",
-          result: j.status === "succeeded" ? (j.result ?? null) : null,
-          error: j.error,
-        });
-        at = j.index + 1;
-      }
-      for (; at < Math.min(from + pageSize, step.width); at++) {
-        ends.push({ index: at, succeeded: false, result: undefined, error: "cancelled" });
-      }
-    }
-    return ends;
+    yield* taskEndPages(step.width, (from, limit) =>
+      this.svc.store.jobs(this.workflowId, step.def.id, from, limit),
+    );
   }
 
   private async finish(): Promise<void> {
@@ -730,7 +820,8 @@ export class Run {
     }
     to = advance.workflow(`workflow "${this.workflowId}"`, from, to);
     let result: JsonValue | undefined;
-    if (to === "succeeded" || to === "partially_succeeded") {
+    const omitted = this.def.graph.sinks.some((id) => this.steps.get(id)?.record.outputOmitted);
+    if ((to === "succeeded" || to === "partially_succeeded") && !omitted) {
       const outputs = new Map<string, JsonValue>();
       for (const [id, s] of this.steps) outputs.set(id, s.record.output ?? null);
       result = workflowResult(this.def.graph.sinks, outputs);
@@ -741,6 +832,8 @@ export class Run {
     this.record.statusMessage = message;
     this.record.endMs = now;
     this.record.result = result;
+    const resultOmitted = (to === "succeeded" || to === "partially_succeeded") && omitted;
+    if (resultOmitted) this.record.resultOmitted = true;
     const dirty = [...this.dirty];
     this.dirty.clear();
     await this.writer.write({
@@ -749,6 +842,7 @@ export class Run {
         statusMessage: message,
         endMs: now,
         ...(result === undefined ? {} : { result }),
+        ...(resultOmitted ? { resultOmitted } : {}),
       },
       events: [
         ...(dirty.length > 0
@@ -839,14 +933,12 @@ export class Run {
   private async fly(step: StepRun, flight: Flight, decide: boolean): Promise<void> {
     const d = step.def;
     const job = flight.job;
+    const item = step.items === undefined ? undefined : await step.items.get(job.index);
     // Against the state as the step's first evaluation read it (see itemState).
     if (decide && d.kind === "map" && d.when?.usesItem) {
       let holds: boolean;
       try {
-        holds = await evaluate(
-          d.when,
-          this.evalContext(step.items?.[job.index] ?? null, step.itemState),
-        );
+        holds = await evaluate(d.when, this.evalContext(item ?? null, step.itemState));
       } catch (err) {
         // The attempt never became an Executor task, and the item stays undecided: its retry,
         // here or in the instance that resumes the run, decides it again.
@@ -870,7 +962,7 @@ export class Run {
       attempt: job.attempt,
       index: job.index,
     };
-    const spec = this.attemptSpec(step, job.index);
+    const spec = this.attemptSpec(step, job.index, item);
     if (d.pool.kind === "cold") {
       await this.writer.write({
         jobs: [job],
@@ -945,8 +1037,17 @@ export class Run {
           attempt: job.attempt,
           index: job.index,
         };
+        const item = step.items === undefined ? undefined : await step.items.get(job.index);
+        if (flight.cancelled !== undefined) {
+          // Stopped while its item was read: the cancel may have reached the Executor before
+          // the task was looked up again, so it is sent once more, and the task's end recorded.
+          await this.svc.tasks.cancel(job.attemptTaskId, flight.cancelled).catch(() => undefined);
+          const ended = await this.svc.tasks.awaitExisting(job.attemptTaskId);
+          this.land(step, flight, ended ?? this.failure(flight.cancelled, "cancelled"));
+          return;
+        }
         const outcome = await this.svc.tasks
-          .runCold(ref, this.attemptSpec(step, job.index))
+          .runCold(ref, this.attemptSpec(step, job.index, item))
           .catch((err: unknown) => this.failure(`executor: ${(err as Error).message}`));
         this.land(step, flight, outcome);
         return;
@@ -1107,7 +1208,7 @@ export class Run {
   }
 
   /** What an attempt of a task runs: the step's spec, its input, a timeout within the deadlines. */
-  private attemptSpec(step: StepRun, index: number): AttemptSpec {
+  private attemptSpec(step: StepRun, index: number, item: JsonValue | undefined): AttemptSpec {
     const d = step.def;
     const now = this.svc.now();
     const limits: number[] = [];
@@ -1117,13 +1218,14 @@ export class Run {
     if (this.def.settings.timeoutMs > 0 && this.record.startMs !== undefined)
       limits.push(this.record.startMs + this.def.settings.timeoutMs - now);
     const timeoutMs = limits.length === 0 ? 0 : Math.max(1, Math.min(...limits));
+    const workFrom = this.workSource(step);
     const input = taskInput({
       input: d.input ?? this.def.input,
       parents: step.parents,
       kind: d.kind,
       index,
-      ...(d.kind === "map" ? { item: step.items?.[index] ?? null } : {}),
-      ...(d.mapItems?.from === "step" ? { itemsFrom: d.mapItems.stepId } : {}),
+      ...(d.kind === "map" ? { item: item ?? null } : {}),
+      ...(workFrom === undefined ? {} : { workFrom }),
       ...(d.kind === "reduce" ? { fanIn: step.fanIn ?? [] } : {}),
     });
     return {

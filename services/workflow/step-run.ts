@@ -3,6 +3,7 @@ import { emptyCounts } from "./counts.js";
 import type { StepDef } from "./definition.js";
 import type { Json } from "./expression.js";
 import type { JobStatus, StepStatus } from "./lifecycle.js";
+import type { ItemReader } from "./map-items.js";
 import type { AgentLease } from "./ports.js";
 import type { JobRecord, StepRecord } from "./run-store.js";
 import type { TaskEnd } from "./task-input.js";
@@ -31,8 +32,8 @@ export interface Flight {
  */
 export class StepRun {
   readonly record: StepRecord;
-  /** MAP: the items, read when the step starts. */
-  items: readonly JsonValue[] | undefined;
+  /** MAP: its items, stored in pages when the step starts and read back as tasks launch. */
+  items: ItemReader | undefined;
   /** Parent outputs, by step id, as tasks receive them. */
   parents: Record<string, JsonValue> = {};
   /**

@@ -43,17 +43,19 @@ export interface TaskInputParts {
   index: number;
   item?: JsonValue;
   /**
-   * MAP with items from_step only: the parent the items come from. Its output is left out of
-   * `parents` (the task has its own item), so a task's input does not grow with the item count.
+   * The parent a MAP step takes its items from (from_step), or the fan-out parent a REDUCE step
+   * takes its results from. Its output is left out of `parents` (the task has its own item, or
+   * the results), so a MAP task's input does not grow with the item count and a REDUCE task's
+   * does not carry every result twice.
    */
-  itemsFrom?: string;
+  workFrom?: string;
   /** REDUCE only: the fan-out parent's tasks, in index order (every index present). */
   fanIn?: readonly TaskEnd[];
 }
 
 /** The JSON document a task gets as its input. */
 export function taskInput(p: TaskInputParts): JsonValue {
-  const skip = p.kind === "map" ? p.itemsFrom : undefined;
+  const skip = p.kind === "map" || p.kind === "reduce" ? p.workFrom : undefined;
   const parents: Record<string, JsonValue> = {};
   for (const [id, output] of Object.entries(p.parents)) if (id !== skip) parents[id] = output;
   const doc: Record<string, JsonValue> = { input: p.input, parents, index: p.index };

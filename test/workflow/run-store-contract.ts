@@ -171,5 +171,42 @@ export function runStoreContract(name: string, make: () => RunStore): void {
       });
       expect((await store.steps(r.workflowId)).map((s) => s.status)).toEqual(["running"]);
     });
+
+    it("keeps MAP item pages under the run's token, and removes them with the run", async () => {
+      const store = make();
+      const r = record();
+      await store.create(r);
+      const token = (await store.claim(r.workflowId, "me", 60_000, 0)) as number;
+      const pages = [
+        { stepId: "map", page: 0, items: '[{"a":1},2]' },
+        { stepId: "map", page: 1, items: '["x"]' },
+        { stepId: "other", page: 0, items: "[null]" },
+      ];
+      await store.apply(r.workflowId, token, { itemPages: pages });
+      expect(await store.itemPage(r.workflowId, "map", 0)).toBe('[{"a":1},2]');
+      expect(await store.itemPage(r.workflowId, "map", 1)).toBe('["x"]');
+      expect(await store.itemPage(r.workflowId, "other", 0)).toBe("[null]");
+      expect(await store.itemPage(r.workflowId, "map", 2)).toBeUndefined();
+      // A page written again replaces the stored one.
+      await store.apply(r.workflowId, token, {
+        itemPages: [{ stepId: "map", page: 1, items: '["y"]' }],
+      });
+      expect(await store.itemPage(r.workflowId, "map", 1)).toBe('["y"]');
+      // Pages come with a change's other parts or not at all: a stale token writes none.
+      const taker = (await store.claim(r.workflowId, "other-owner", 60_000, 120_000)) as number;
+      expect(taker).toBeGreaterThan(token);
+      expect(
+        await kindOf(
+          store.apply(r.workflowId, token, {
+            itemPages: [{ stepId: "map", page: 5, items: "[1]" }],
+          }),
+        ),
+      ).toBe("failed_precondition");
+      expect(await store.itemPage(r.workflowId, "map", 5)).toBeUndefined();
+      expect(await store.delete(r.workflowId)).toBe(true);
+      expect(await store.itemPage(r.workflowId, "map", 0)).toBeUndefined();
+      await store.create({ ...r });
+      expect(await store.itemPage(r.workflowId, "map", 0)).toBeUndefined();
+    });
   });
 }

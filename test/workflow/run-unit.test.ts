@@ -31,6 +31,8 @@ import type {
   WorkflowState,
 } from "../../services/workflow/ports.js";
 import type { StepRecord } from "../../services/workflow/run-store.js";
+import type { EngineSettings } from "../../services/workflow/run.js";
+import { workflowToProto } from "../../services/workflow/convert.js";
 import { eventually } from "../support/await.js";
 
 /** An Executor that runs attempts in memory: `item.fail`, `item.failAttempts`, `item.ms`. */
@@ -38,6 +40,8 @@ class FakeTasks implements TaskRunner {
   running = 0;
   peak = 0;
   runs: string[] = [];
+  /** Each attempt's input, by task id. */
+  inputs = new Map<string, JsonValue>();
   known = new Map<string, Promise<AttemptOutcome>>();
   cancelled: string[] = [];
   private hold = new Map<string, () => void>();
@@ -46,6 +50,7 @@ class FakeTasks implements TaskRunner {
     const existing = this.known.get(ref.taskId);
     if (existing) return existing;
     this.runs.push(ref.taskId);
+    this.inputs.set(ref.taskId, spec.input);
     const doc = spec.input as { item?: { fail?: boolean; failAttempts?: number; ms?: number } };
     const item = doc.item ?? {};
     this.running++;
@@ -134,6 +139,7 @@ function engine(
   tasks = new FakeTasks(),
   pools = new FakePools(),
   workflowState = state,
+  settings: Partial<EngineSettings> = {},
 ) {
   const e = new WorkflowEngine({
     store,
@@ -141,7 +147,7 @@ function engine(
     pools,
     state: workflowState,
     bus: new InProcessEventBus(),
-    logger: createLogger({ name: "test", level: "silent" }),
+    logger: createLogger({ name: "test", level: (process.env.TLOG ?? "silent") as "silent" }),
     checkImage: async () => {},
     limits: { poolMaxSizeLimit: 256, maxMapItems: 1_000_000 },
     settings: {
@@ -151,12 +157,24 @@ function engine(
       leaseMaxAgeMs: 60_000,
       progressIntervalMs: 20,
       maxMapItems: 1_000_000,
+      maxOutputBytes: 4 * 1024 * 1024,
+      ...settings,
     },
     owner: `o-${Math.random()}`,
     claimTtlMs: 60_000,
     sweepIntervalMs: 100,
   });
   return { e, store, tasks, pools };
+}
+
+/** Another instance on the same store and fakes, whose clock is past the first one's claim. */
+function successor(first: WorkflowEngine): WorkflowEngine {
+  return new WorkflowEngine({
+    ...(first as unknown as { o: ConstructorParameters<typeof WorkflowEngine>[0] }).o,
+    owner: "second",
+    claimTtlMs: 60_000,
+    now: () => Date.now() + 120_000,
+  });
 }
 
 const items = (list: JsonValue[]) => ({
@@ -317,12 +335,7 @@ describe("the workflow engine on fakes", () => {
     await first.e.close(); // stops driving; its claim stays until it lapses
     const before = tasks.runs.length;
     // A new instance (another owner) takes over once the claim has lapsed.
-    const second = new WorkflowEngine({
-      ...(first.e as unknown as { o: ConstructorParameters<typeof WorkflowEngine>[0] }).o,
-      owner: "second",
-      claimTtlMs: 60_000,
-      now: () => Date.now() + 120_000,
-    });
+    const second = successor(first.e);
     await second.start();
     const s = await ended(second, id);
     expect(s.record.status).toBe("succeeded");
@@ -491,6 +504,171 @@ describe("the workflow engine on fakes", () => {
     expect(tasks.runs.filter((t) => !t.endsWith(".1.1"))).toEqual([]);
     expect(s.steps[0]!.counts).toMatchObject({ failed: 1, pending: 0 });
     await b.e.close();
+  });
+});
+
+describe("wide MAP steps on fakes: items in pages, outputs past the limit left in the jobs", () => {
+  const width = 2500;
+  const many = (n: number) => Array.from({ length: n }, (_, i) => ({ n: i }));
+
+  it("stores the items in pages when the step starts and gives every task its own item", async () => {
+    const store = new InMemoryRunStore();
+    const { e, tasks } = engine(store);
+    const id = await e.create(
+      request({
+        name: "paged",
+        start: true,
+        steps: [{ id: "m", kind: StepKind.MAP, image: "i", mapItems: items(many(width)) }],
+      }),
+    );
+    const s = await ended(e, id);
+    expect(s.record.status).toBe("succeeded");
+    // 2500 items: pages 0 and 1 of 1000, page 2 of 500, and nothing after.
+    const sizes = [];
+    for (let page = 0; page < 4; page++) {
+      const text = await store.itemPage(id, "m", page);
+      sizes.push(text === undefined ? undefined : (JSON.parse(text) as unknown[]).length);
+    }
+    expect(sizes).toEqual([1000, 1000, 500, undefined]);
+    for (const index of [0, 999, 1000, 2001, 2499]) {
+      const input = tasks.inputs.get(`${id}.m.${index}.1`) as { item: unknown; index: number };
+      expect(input).toMatchObject({ index, item: { n: index } });
+    }
+    // Within the limit, the output is assembled as before.
+    const output = s.steps[0]!.output as Array<{ index: number }>;
+    expect(output).toHaveLength(width);
+    expect(output[2499]).toEqual({ index: 2499 });
+    await e.close();
+  });
+
+  it("leaves a MAP output past the limit in its jobs: no result, flags on the step and the workflow", async () => {
+    const store = new InMemoryRunStore();
+    const { e } = engine(store, undefined, undefined, undefined, { maxOutputBytes: 10_000 });
+    const id = await e.create(
+      request({
+        name: "big-output",
+        start: true,
+        steps: [{ id: "m", kind: StepKind.MAP, image: "i", mapItems: items(many(width)) }],
+      }),
+    );
+    const s = await ended(e, id);
+    expect(s.record.status).toBe("succeeded");
+    expect(s.record.result).toBeUndefined();
+    expect(s.record.resultOmitted).toBe(true);
+    expect(s.steps[0]).toMatchObject({ status: "succeeded", output: null, outputOmitted: true });
+    const proto = workflowToProto(
+      {
+        record: s.record,
+        request: s.request,
+        steps: s.steps,
+        lastSequence: 0,
+        stateTtlMs: 0,
+        retentionMs: 0,
+      },
+      { summary: false, withOutputs: false },
+    );
+    expect(proto.resultOmitted).toBe(true);
+    expect(proto.result).toBeUndefined();
+    expect(proto.stepProgress[0]!.outputOmitted).toBe(true);
+    // Every result is still there, in the jobs.
+    const jobs = await store.jobs(id, "m", 2490, 10);
+    expect(jobs.map((j) => j.result)).toEqual(
+      Array.from({ length: 10 }, (_, i) => ({ index: 2490 + i })),
+    );
+    await e.close();
+  });
+
+  it("feeds a MAP from_step from a too-large parent's jobs, a page at a time; other dependants fail", async () => {
+    const { e, tasks } = engine(undefined, undefined, undefined, undefined, {
+      maxOutputBytes: 10_000,
+    });
+    const id = await e.create(
+      request({
+        name: "chain",
+        start: true,
+        config: { failure: { mode: FailureMode.CONTINUE_ON_PARTIAL, maxFailedTasks: 1 } },
+        steps: [
+          { id: "a", kind: StepKind.MAP, image: "i", mapItems: items(many(width)) },
+          {
+            id: "b",
+            kind: StepKind.MAP,
+            image: "i",
+            dependsOn: ["a"],
+            mapItems: { source: { case: "fromStep", value: { stepId: "a" } } },
+          },
+          { id: "t", kind: StepKind.TASK, image: "i", dependsOn: ["a"] },
+          { id: "r", kind: StepKind.REDUCE, image: "i", dependsOn: ["a"] },
+          {
+            id: "p",
+            kind: StepKind.MAP,
+            image: "i",
+            dependsOn: ["a"],
+            mapItems: { source: { case: "fromStep", value: { stepId: "a", path: "/0" } } },
+          },
+        ],
+      }),
+    );
+    const s = await ended(e, id);
+    const byId = Object.fromEntries(s.steps.map((x) => [x.stepId, x]));
+    expect(byId.b).toMatchObject({ status: "succeeded", width, outputOmitted: true });
+    // b's items are a's results, in order, read from a's jobs.
+    for (const index of [0, 1000, 2499]) {
+      const input = tasks.inputs.get(`${id}.b.${index}.1`) as { item: unknown; parents: object };
+      expect(input.item).toEqual({ index });
+      expect(input.parents).toEqual({});
+    }
+    expect(byId.t!.status).toBe("failed");
+    expect(byId.t!.statusMessage).toMatch(
+      /parent a: its output larger than 10000 bytes of JSON \(WORKFLOW_MAX_OUTPUT_BYTES\), too large to hand to a task/,
+    );
+    expect(byId.r!.status).toBe("failed");
+    expect(byId.r!.statusMessage).toMatch(
+      /the results of step a: they are larger than 10000 bytes/,
+    );
+    expect(byId.p!.status).toBe("failed");
+    expect(byId.p!.statusMessage).toMatch(/take its items whole \(no path\)/);
+    // No task of the failed steps ever ran.
+    expect(tasks.runs.filter((t) => /\.(t|r|p)\./.test(t))).toEqual([]);
+    await e.close();
+  });
+
+  it("a resumed step runs on the items it started with, whatever its source holds by then", async () => {
+    const store = new InMemoryRunStore();
+    const tasks = new FakeTasks();
+    let stateItems: JsonValue = [{ v: "old-0" }, { v: "old-1", ms: 300 }, { v: "old-2" }];
+    const fromState: WorkflowState = { ...state, get: async () => stateItems };
+    const a = engine(store, tasks, undefined, fromState);
+    const id = await a.e.create(
+      request({
+        name: "resume-items",
+        start: true,
+        config: { maxParallel: 1 },
+        steps: [
+          {
+            id: "m",
+            kind: StepKind.MAP,
+            image: "i",
+            mapItems: { source: { case: "fromState", value: "list" } },
+          },
+        ],
+      }),
+    );
+    await eventually(() => tasks.runs.includes(`${id}.m.1.1`));
+    // The instance goes away mid-step, the state changes, another instance resumes the run.
+    await a.e.close();
+    stateItems = [{ v: "new-0" }, { v: "new-1" }, { v: "new-2" }, { v: "new-3" }];
+    const b = successor(a.e);
+    await b.start();
+    const s = await ended(b, id);
+    expect(s.record.status).toBe("succeeded");
+    expect(s.steps[0]!.width).toBe(3);
+    // Item 2 was dispatched only after the resume, from the stored page.
+    expect(tasks.runs).toContain(`${id}.m.2.1`);
+    const seen = [...tasks.inputs.entries()]
+      .filter(([t]) => t.startsWith(`${id}.m.`))
+      .map(([, input]) => (input as { item: { v: string } }).item.v);
+    expect(new Set(seen)).toEqual(new Set(["old-0", "old-1", "old-2"]));
+    await b.close();
   });
 });
 

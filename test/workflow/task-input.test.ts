@@ -40,7 +40,7 @@ describe("what tasks receive and what steps output", () => {
 
     it("gets its own item and every other parent, but not the parent its items come from", () => {
       expect(
-        taskInput({ input: null, parents, kind: "map", index: 2, item: "c", itemsFrom: "split" }),
+        taskInput({ input: null, parents, kind: "map", index: 2, item: "c", workFrom: "split" }),
       ).toEqual({ input: null, parents: { config: { lang: "en" } }, index: 2, item: "c" });
     });
 
@@ -49,8 +49,29 @@ describe("what tasks receive and what steps output", () => {
         parents,
       });
       expect(
-        taskInput({ input: null, parents, kind: "task", index: 0, itemsFrom: "split" }),
+        taskInput({ input: null, parents, kind: "task", index: 0, workFrom: "split" }),
       ).toMatchObject({ parents });
+    });
+
+    it("a REDUCE task gets its fan-out parent's results once, in results, not in parents", () => {
+      const doc = taskInput({
+        input: null,
+        parents: { map: ["r0", "r1"], config: { lang: "en" } },
+        kind: "reduce",
+        index: 0,
+        workFrom: "map",
+        fanIn: [
+          { index: 0, succeeded: true, result: "r0", error: "" },
+          { index: 1, succeeded: true, result: "r1", error: "" },
+        ],
+      });
+      expect(doc).toEqual({
+        input: null,
+        parents: { config: { lang: "en" } },
+        index: 0,
+        results: ["r0", "r1"],
+        failures: [],
+      });
     });
 
     it("has an input of the same size whatever the number of items", () => {
@@ -62,7 +83,7 @@ describe("what tasks receive and what steps output", () => {
           kind: "map",
           index: 0,
           item: items[0] as string,
-          itemsFrom: "split",
+          workFrom: "split",
         });
         return JSON.stringify(doc).length;
       };

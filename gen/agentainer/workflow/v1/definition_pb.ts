@@ -716,8 +716,11 @@ export type StepProgress = Message<"agentainer.workflow.v1.StepProgress"> & {
   output?: Value | undefined;
 
   /**
-   * True when the output exists but was larger than the response limit
-   * (1 MiB); read the per-task results with ListJobs instead.
+   * True when the output exists but is not sent: larger than the response
+   * limit (1 MiB), or a MAP or PARALLEL output larger than the service's
+   * output limit (WORKFLOW_MAX_OUTPUT_BYTES, 4 MiB by default), which is never
+   * assembled at all. Read the per-task results in pages with ListJobs
+   * (include_results) instead.
    *
    * @generated from field: bool output_omitted = 9;
    */
