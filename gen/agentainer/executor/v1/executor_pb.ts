@@ -1472,7 +1472,9 @@ export const ListTasksResponseSchema: GenMessage<ListTasksResponse> = /*@__PURE_
 export type DispatchTasksRequest = Message<"agentainer.executor.v1.DispatchTasksRequest"> & {
   /**
    * Chosen by the caller to match the response to this request (1 to 128
-   * characters); unique among the stream's requests still running.
+   * characters); unique among the stream's requests still running (a
+   * duplicate is refused with INVALID_ARGUMENT under that call_id, and the
+   * request still running answers later as usual).
    *
    * @generated from field: string call_id = 1;
    */
@@ -2110,9 +2112,12 @@ export const ExecutorService: GenService<{
    * task's result, in the order tasks end (tasks run concurrently, one per
    * agent). A request the single call would refuse (INVALID_ARGUMENT,
    * NOT_FOUND, FAILED_PRECONDITION, ...) gets a response with `error` and
-   * leaves the stream open. The stream ends after the caller ends its side
-   * and every task has answered, or when the server shuts down. Abandoning
-   * the stream does not stop the tasks it started (use CancelTask).
+   * leaves the stream open, as does a call_id that is empty, longer than 128
+   * characters or held by a request still running (INVALID_ARGUMENT). The
+   * stream ends after the caller ends its side and every task has answered,
+   * or when the server shuts down; a request with a field this server does
+   * not know ends it with INVALID_ARGUMENT. Abandoning the stream does not
+   * stop the tasks it started (use CancelTask).
    *
    * @generated from rpc agentainer.executor.v1.ExecutorService.DispatchTasks
    */
