@@ -77,16 +77,19 @@ export async function createPoolService(
     name: "pool",
     services: [PoolService],
     logger,
-    routes: poolRoutes({
-      pools,
-      backend,
-      checkImage: async (image) => {
-        await executor.getImage({ image });
-      },
-      maxSizeLimit: config.POOL_MAX_SIZE_LIMIT,
-      defaultWaitMs: config.POOL_ACQUIRE_DEFAULT_WAIT_MS,
-      now,
-    }),
+    routes: (router, { shutdownSignal }) =>
+      poolRoutes({
+        pools,
+        backend,
+        checkImage: async (image) => {
+          await executor.getImage({ image });
+        },
+        maxSizeLimit: config.POOL_MAX_SIZE_LIMIT,
+        defaultWaitMs: config.POOL_ACQUIRE_DEFAULT_WAIT_MS,
+        now,
+        logger,
+        shutdownSignal,
+      })(router),
     listen: { host: config.HOST, port: config.PORT, shutdownTimeoutMs: config.SHUTDOWN_TIMEOUT_MS },
     apiToken: config.AGENTAINER_API_TOKEN,
     async close() {

@@ -4,6 +4,7 @@ import {
   FailedPreconditionError,
   InvalidArgumentError,
 } from "../../lib/errors.js";
+import type { Logger } from "../../lib/logger.js";
 import { durationToMs, msToDuration } from "../../lib/time.js";
 import { PoolService } from "../../gen/agentainer/pool/v1/pool_pb.js";
 import type { AgentBackend } from "./backend.js";
@@ -14,6 +15,7 @@ import {
   poolToProto,
   statusFromProto,
 } from "./convert.js";
+import { createLeaseStreamHandler, type LeaseCalls } from "./lease-stream.js";
 import { mergePolicy, policyFromProto } from "./policy.js";
 import type { PoolManager } from "./pool-manager.js";
 import { checkPoolId, poolIdFor, templateFromProto, templateKey } from "./template.js";
@@ -30,6 +32,9 @@ export interface PoolServiceDeps {
   maxSizeLimit: number;
   defaultWaitMs: number;
   now: () => number;
+  logger: Logger;
+  /** Aborted when the server shuts down: open LeaseAgents streams end. */
+  shutdownSignal: AbortSignal;
 }
 
 function checkHolder(holder: string): void {
@@ -48,10 +53,52 @@ function ttl(ms: number, field: string): number {
   return ms;
 }
 
+/** The lease RPCs, shared by their unary handlers and the LeaseAgents stream. */
+function createLeaseCalls(deps: PoolServiceDeps): LeaseCalls {
+  const { pools } = deps;
+  return {
+    async acquire(req, signal) {
+      checkHolder(req.holder);
+      const waitMs =
+        req.waitTimeout === undefined
+          ? deps.defaultWaitMs
+          : durationToMs(req.waitTimeout, "wait_timeout");
+      if (waitMs > hourMs) {
+        throw new InvalidArgumentError("wait_timeout must be at most 1 h", {
+          field: "wait_timeout",
+        });
+      }
+      const leaseTtl = ttl(durationToMs(req.leaseTtl, "lease_ttl"), "lease_ttl");
+      const r = await pools.acquire(req.poolId, req.holder, waitMs, leaseTtl, signal);
+      return { lease: leaseToProto(r.lease), hit: r.hit, wait: msToDuration(r.waitedMs) };
+    },
+
+    async renewLease(req) {
+      const lease = await pools.renew(
+        req.leaseId,
+        ttl(durationToMs(req.ttl, "ttl"), "ttl"),
+        req.holder,
+      );
+      return { lease: leaseToProto(lease) };
+    },
+
+    async release(req) {
+      const r = await pools.release(
+        req.leaseId,
+        outcomeFromProto(req.outcome),
+        req.holder,
+        req.reason,
+      );
+      return { disposition: dispositionToProto[r.disposition], agentUses: BigInt(r.uses) };
+    },
+  };
+}
+
 /** PoolService handlers: request → validation → PoolManager → response. */
 export function createPoolService(deps: PoolServiceDeps): ServiceImpl<typeof PoolService> {
   const { pools } = deps;
   const toProto = (p: Parameters<typeof poolToProto>[0]) => poolToProto(p, deps.now());
+  const leases = createLeaseCalls(deps);
   return {
     async createPool(req) {
       const template = templateFromProto(req.template);
@@ -131,40 +178,10 @@ export function createPoolService(deps: PoolServiceDeps): ServiceImpl<typeof Poo
       });
     },
 
-    async acquire(req, context: HandlerContext) {
-      checkHolder(req.holder);
-      const waitMs =
-        req.waitTimeout === undefined
-          ? deps.defaultWaitMs
-          : durationToMs(req.waitTimeout, "wait_timeout");
-      if (waitMs > hourMs) {
-        throw new InvalidArgumentError("wait_timeout must be at most 1 h", {
-          field: "wait_timeout",
-        });
-      }
-      const leaseTtl = ttl(durationToMs(req.leaseTtl, "lease_ttl"), "lease_ttl");
-      const r = await pools.acquire(req.poolId, req.holder, waitMs, leaseTtl, context.signal);
-      return { lease: leaseToProto(r.lease), hit: r.hit, wait: msToDuration(r.waitedMs) };
-    },
-
-    async renewLease(req) {
-      const lease = await pools.renew(
-        req.leaseId,
-        ttl(durationToMs(req.ttl, "ttl"), "ttl"),
-        req.holder,
-      );
-      return { lease: leaseToProto(lease) };
-    },
-
-    async release(req) {
-      const r = await pools.release(
-        req.leaseId,
-        outcomeFromProto(req.outcome),
-        req.holder,
-        req.reason,
-      );
-      return { disposition: dispositionToProto[r.disposition], agentUses: BigInt(r.uses) };
-    },
+    acquire: (req, context: HandlerContext) => leases.acquire(req, context.signal),
+    renewLease: (req) => leases.renewLease(req),
+    release: (req) => leases.release(req),
+    ...createLeaseStreamHandler(leases, deps.logger, deps.shutdownSignal),
 
     async drainPool(req, context: HandlerContext) {
       const pool = pools.drain(req.poolId);

@@ -3,17 +3,16 @@ import { randomUUID } from "node:crypto";
 import { create, fromBinary, toBinary, type MessageInitShape } from "@bufbuild/protobuf";
 import { connect as natsConnect } from "nats";
 import { DurationSchema } from "@bufbuild/protobuf/wkt";
-import { Code, ConnectError, createClient, type Client } from "@connectrpc/connect";
-import { createGrpcTransport } from "@connectrpc/connect-node";
+import { Code, ConnectError, type Client } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import {
   AgentMode,
-  ExecutorService,
+  type ExecutorService,
   TaskStatus,
 } from "../../gen/agentainer/executor/v1/executor_pb.js";
 import {
   AgentDisposition,
-  PoolService,
+  type PoolService,
   PoolStatus,
   TaskOutcome,
   type PoolPolicySchema,
@@ -21,71 +20,21 @@ import {
 import { AgentLifecycleEventSchema } from "../../gen/agentainer/pool/v1/events_pb.js";
 import { ExecutionMode, StepKind } from "../../gen/agentainer/workflow/v1/definition_pb.js";
 import { WorkflowEventSchema } from "../../gen/agentainer/workflow/v1/events_pb.js";
-import { labels } from "../../services/executor/contract.js";
-import { startExecutorService, type RunningExecutor } from "../../services/executor/main.js";
-import { connectDocker } from "../../services/executor/runtime/docker.js";
-import { startPoolService, type RunningPool } from "../../services/pool/main.js";
 import { codeOf, eventually } from "../support/await.js";
-
-const shellImage = "agentainer/busybox:local";
-const ms = (n: number) =>
-  create(DurationSchema, { seconds: BigInt(Math.floor(n / 1000)), nanos: (n % 1000) * 1e6 });
-
-/** Containers of a pool, counted by label in the engine itself. */
-function containers(poolId: string, all = false): string[] {
-  const out = execFileSync("docker", [
-    "ps",
-    ...(all ? ["-a"] : []),
-    "-q",
-    "--filter",
-    `label=${labels.poolId}=${poolId}`,
-  ]);
-  return out.toString().trim().split("\n").filter(Boolean);
-}
+import { containers, ms, shellImage, startPoolOnDocker, type PoolOnDocker } from "./support.js";
 
 describe("the Pool service on the real Executor and Docker", () => {
-  let executor: RunningExecutor;
-  let poolService: RunningPool;
+  let services: PoolOnDocker;
   let pools: Client<typeof PoolService>;
   let exec: Client<typeof ExecutorService>;
-  const node = `pool-${randomUUID().slice(0, 8)}`;
 
   beforeAll(async () => {
-    const runtime = await connectDocker();
-    if (runtime === undefined) throw new Error("no Docker engine: run bash scripts/setup.sh");
-    executor = await startExecutorService(
-      {
-        PORT: "0",
-        HOST: "127.0.0.1",
-        LOG_LEVEL: "silent",
-        EXECUTOR_NODE_ID: node,
-        NATS_URL: inject("natsUrl"),
-        EXECUTOR_DEFAULT_MEMORY_BYTES: String(32 * 1024 * 1024),
-      },
-      { runtime },
-    );
-    poolService = await startPoolService({
-      PORT: "0",
-      HOST: "127.0.0.1",
-      LOG_LEVEL: "silent",
-      EXECUTOR_URL: executor.url,
-      NATS_URL: inject("natsUrl"),
-      POOL_RECONCILE_INTERVAL_MS: "200",
-    });
-    pools = createClient(PoolService, createGrpcTransport({ baseUrl: poolService.url }));
-    exec = createClient(ExecutorService, createGrpcTransport({ baseUrl: executor.url }));
+    services = await startPoolOnDocker();
+    ({ pools, exec } = services);
   });
 
   afterAll(async () => {
-    await poolService?.close();
-    await executor?.close(); // destroys every agent it still has
-    const left = execFileSync("docker", [
-      "ps",
-      "-aq",
-      "--filter",
-      `label=${labels.nodeId}=${node}`,
-    ]);
-    expect(left.toString().trim()).toBe("");
+    await services?.close();
   });
 
   const template = { image: shellImage, command: ["sleep", "3600"], mode: AgentMode.EXEC };

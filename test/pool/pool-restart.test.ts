@@ -1,4 +1,3 @@
-import { execFileSync } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { createClient, type Client } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
@@ -9,13 +8,10 @@ import {
   PoolService,
   TaskOutcome,
 } from "../../gen/agentainer/pool/v1/pool_pb.js";
-import { labels } from "../../services/executor/contract.js";
-import { startExecutorService, type RunningExecutor } from "../../services/executor/main.js";
-import { connectDocker } from "../../services/executor/runtime/docker.js";
+import type { RunningExecutor } from "../../services/executor/main.js";
 import { startPoolService, type RunningPool } from "../../services/pool/main.js";
 import { eventually } from "../support/await.js";
-
-const shellImage = "agentainer/busybox:local";
+import { containers, expectNoContainersOf, shellImage, startDockerExecutor } from "./support.js";
 
 describe("the Pool service after a restart (Redis, real Executor and Docker)", () => {
   let executor: RunningExecutor;
@@ -33,29 +29,12 @@ describe("the Pool service after a restart (Redis, real Executor and Docker)", (
   });
 
   beforeAll(async () => {
-    const runtime = await connectDocker();
-    if (runtime === undefined) throw new Error("no Docker engine: run bash scripts/setup.sh");
-    executor = await startExecutorService(
-      {
-        PORT: "0",
-        HOST: "127.0.0.1",
-        LOG_LEVEL: "silent",
-        EXECUTOR_NODE_ID: node,
-        NATS_URL: inject("natsUrl"),
-      },
-      { runtime },
-    );
+    executor = await startDockerExecutor(node);
     exec = createClient(ExecutorService, createGrpcTransport({ baseUrl: executor.url }));
   });
   afterAll(async () => {
     await executor?.close();
-    const left = execFileSync("docker", [
-      "ps",
-      "-aq",
-      "--filter",
-      `label=${labels.nodeId}=${node}`,
-    ]);
-    expect(left.toString().trim()).toBe("");
+    expectNoContainersOf(node);
   });
 
   it("adopts its agents, keeps leases valid, and removes strays", async () => {
@@ -80,12 +59,7 @@ describe("the Pool service after a restart (Redis, real Executor and Docker)", (
         poolId,
         spec: { image: shellImage, command: ["sleep", "3600"] },
       });
-      const strayCount = () =>
-        execFileSync("docker", ["ps", "-q", "--filter", `label=${labels.poolId}=${poolId}`])
-          .toString()
-          .trim()
-          .split("\n")
-          .filter(Boolean).length;
+      const strayCount = () => containers(poolId).length;
       expect(strayCount()).toBe(3);
 
       await before.close(); // the service stops; its agents keep running

@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file agentainer/pool/v1/pool.proto.
  */
 export const file_agentainer_pool_v1_pool: GenFile = /*@__PURE__*/
-  fileDesc("Ch1hZ2VudGFpbmVyL3Bvb2wvdjEvcG9vbC5wcm90bxISYWdlbnRhaW5lci5wb29sLnYxItYCCg1BZ2VudFRlbXBsYXRlEg0KBWltYWdlGAEgASgJEg8KB2NvbW1hbmQYAiADKAkSDAoEYXJncxgDIAMoCRI3CgNlbnYYBCADKAsyKi5hZ2VudGFpbmVyLnBvb2wudjEuQWdlbnRUZW1wbGF0ZS5FbnZFbnRyeRITCgt3b3JraW5nX2RpchgFIAEoCRI2CgZsaW1pdHMYBiABKAsyJi5hZ2VudGFpbmVyLmV4ZWN1dG9yLnYxLlJlc291cmNlTGltaXRzEjQKB25ldHdvcmsYByABKA4yIy5hZ2VudGFpbmVyLmV4ZWN1dG9yLnYxLk5ldHdvcmtNb2RlEi8KBG1vZGUYCCABKA4yIS5hZ2VudGFpbmVyLmV4ZWN1dG9yLnYxLkFnZW50TW9kZRoqCghFbnZFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIqwBCgtIZWFsdGhDaGVjaxIrCghpbnRlcnZhbBgBIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIqCgd0aW1lb3V0GAIgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEg8KB2NvbW1hbmQYAyADKAkSGQoRZmFpbHVyZV90aHJlc2hvbGQYBCABKAUSGAoQY2hlY2tfb25fcmVsZWFzZRgFIAEoCCKiAgoKUG9vbFBvbGljeRIQCghtaW5fc2l6ZRgBIAEoBRIQCghtYXhfc2l6ZRgCIAEoBRIvCgxpZGxlX3RpbWVvdXQYAyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SFgoObWF4X2FnZW50X3VzZXMYBCABKAUSDwoHd2FybV91cBgFIAEoCBI1CgxoZWFsdGhfY2hlY2sYBiABKAsyHy5hZ2VudGFpbmVyLnBvb2wudjEuSGVhbHRoQ2hlY2sSFQoNcmVzZXRfY29tbWFuZBgHIAMoCRIsCglsZWFzZV90dGwYCCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SGgoScmVjeWNsZV9vbl9mYWlsdXJlGAkgASgIIjYKDUxhdGVuY3lCdWNrZXQSFgoOdXBwZXJfYm91bmRfbXMYASABKAESDQoFY291bnQYAiABKAMifQoQTGF0ZW5jeUhpc3RvZ3JhbRIyCgdidWNrZXRzGAEgAygLMiEuYWdlbnRhaW5lci5wb29sLnYxLkxhdGVuY3lCdWNrZXQSDQoFY291bnQYAiABKAMSJgoDc3VtGAMgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIpoDCgtQb29sTWV0cmljcxIMCgRzaXplGAEgASgFEgwKBGlkbGUYAiABKAUSDgoGbGVhc2VkGAMgASgFEhAKCHN0YXJ0aW5nGAQgASgFEg8KB3dhaXRpbmcYBSABKAUSDAoEaGl0cxgGIAEoAxIOCgZtaXNzZXMYByABKAMSGgoSY29udGFpbmVyc19jcmVhdGVkGAggASgDEhMKC3JldXNlX2NvdW50GAkgASgDEhAKCHJlY3ljbGVkGAogASgDEg8KB2V2aWN0ZWQYCyABKAMSEQoJdW5oZWFsdGh5GAwgASgDEhkKEWxlYXNlX2V4cGlyYXRpb25zGA0gASgDEhgKEGFjcXVpcmVfdGltZW91dHMYDiABKAMSPQoPYWNxdWlyZV9sYXRlbmN5GA8gASgLMiQuYWdlbnRhaW5lci5wb29sLnYxLkxhdGVuY3lIaXN0b2dyYW0SEwoLd2FybV90YXJnZXQYECABKAUSLgoKd2FybV91bnRpbBgRIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAinwMKBFBvb2wSDwoHcG9vbF9pZBgBIAEoCRIzCgh0ZW1wbGF0ZRgCIAEoCzIhLmFnZW50YWluZXIucG9vbC52MS5BZ2VudFRlbXBsYXRlEhQKDHRlbXBsYXRlX2tleRgDIAEoCRIuCgZwb2xpY3kYBCABKAsyHi5hZ2VudGFpbmVyLnBvb2wudjEuUG9vbFBvbGljeRIuCgZzdGF0dXMYBSABKA4yHi5hZ2VudGFpbmVyLnBvb2wudjEuUG9vbFN0YXR1cxIwCgdtZXRyaWNzGAYgASgLMh8uYWdlbnRhaW5lci5wb29sLnYxLlBvb2xNZXRyaWNzEi8KC2NyZWF0ZV90aW1lGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfdGltZRgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKbGFzdF9lcnJvchgJIAEoCRIzCg9sYXN0X2Vycm9yX3RpbWUYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wItkBCgVMZWFzZRIQCghsZWFzZV9pZBgBIAEoCRIPCgdwb29sX2lkGAIgASgJEhAKCGFnZW50X2lkGAMgASgJEhQKDGNvbnRhaW5lcl9pZBgEIAEoCRIOCgZob2xkZXIYBSABKAkSMAoMYWNxdWlyZV90aW1lGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtleHBpcmVfdGltZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKYWdlbnRfdXNlcxgIIAEoAyKJAQoRQ3JlYXRlUG9vbFJlcXVlc3QSDwoHcG9vbF9pZBgBIAEoCRIzCgh0ZW1wbGF0ZRgCIAEoCzIhLmFnZW50YWluZXIucG9vbC52MS5BZ2VudFRlbXBsYXRlEi4KBnBvbGljeRgDIAEoCzIeLmFnZW50YWluZXIucG9vbC52MS5Qb29sUG9saWN5Ik0KEkNyZWF0ZVBvb2xSZXNwb25zZRImCgRwb29sGAEgASgLMhguYWdlbnRhaW5lci5wb29sLnYxLlBvb2wSDwoHY3JlYXRlZBgCIAEoCCK6AQoRVXBkYXRlUG9vbFJlcXVlc3QSDwoHcG9vbF9pZBgBIAEoCRIuCgZwb2xpY3kYAiABKAsyHi5hZ2VudGFpbmVyLnBvb2wudjEuUG9vbFBvbGljeRIvCgt1cGRhdGVfbWFzaxgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE1hc2sSMwoIdGVtcGxhdGUYBCABKAsyIS5hZ2VudGFpbmVyLnBvb2wudjEuQWdlbnRUZW1wbGF0ZSI8ChJVcGRhdGVQb29sUmVzcG9uc2USJgoEcG9vbBgBIAEoCzIYLmFnZW50YWluZXIucG9vbC52MS5Qb29sIjMKEURlbGV0ZVBvb2xSZXF1ZXN0Eg8KB3Bvb2xfaWQYASABKAkSDQoFZm9yY2UYAiABKAgiJQoSRGVsZXRlUG9vbFJlc3BvbnNlEg8KB2V4aXN0ZWQYASABKAgiIQoOR2V0UG9vbFJlcXVlc3QSDwoHcG9vbF9pZBgBIAEoCSI5Cg9HZXRQb29sUmVzcG9uc2USJgoEcG9vbBgBIAEoCzIYLmFnZW50YWluZXIucG9vbC52MS5Qb29sImsKEExpc3RQb29sc1JlcXVlc3QSMAoIc3RhdHVzZXMYASADKA4yHi5hZ2VudGFpbmVyLnBvb2wudjEuUG9vbFN0YXR1cxIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCSJVChFMaXN0UG9vbHNSZXNwb25zZRInCgVwb29scxgBIAMoCzIYLmFnZW50YWluZXIucG9vbC52MS5Qb29sEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSKQAQoOQWNxdWlyZVJlcXVlc3QSDwoHcG9vbF9pZBgBIAEoCRIOCgZob2xkZXIYAiABKAkSLwoMd2FpdF90aW1lb3V0GAMgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEiwKCWxlYXNlX3R0bBgEIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiJxCg9BY3F1aXJlUmVzcG9uc2USKAoFbGVhc2UYASABKAsyGS5hZ2VudGFpbmVyLnBvb2wudjEuTGVhc2USCwoDaGl0GAIgASgIEicKBHdhaXQYAyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iXQoRUmVuZXdMZWFzZVJlcXVlc3QSEAoIbGVhc2VfaWQYASABKAkSJgoDdHRsGAIgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEg4KBmhvbGRlchgDIAEoCSI+ChJSZW5ld0xlYXNlUmVzcG9uc2USKAoFbGVhc2UYASABKAsyGS5hZ2VudGFpbmVyLnBvb2wudjEuTGVhc2UidAoOUmVsZWFzZVJlcXVlc3QSEAoIbGVhc2VfaWQYASABKAkSMAoHb3V0Y29tZRgCIAEoDjIfLmFnZW50YWluZXIucG9vbC52MS5UYXNrT3V0Y29tZRIOCgZob2xkZXIYAyABKAkSDgoGcmVhc29uGAQgASgJImAKD1JlbGVhc2VSZXNwb25zZRI5CgtkaXNwb3NpdGlvbhgBIAEoDjIkLmFnZW50YWluZXIucG9vbC52MS5BZ2VudERpc3Bvc2l0aW9uEhIKCmFnZW50X3VzZXMYAiABKAMiMQoQRHJhaW5Qb29sUmVxdWVzdBIPCgdwb29sX2lkGAEgASgJEgwKBHdhaXQYAiABKAgiOwoRRHJhaW5Qb29sUmVzcG9uc2USJgoEcG9vbBgBIAEoCzIYLmFnZW50YWluZXIucG9vbC52MS5Qb29sIngKD1dhcm1Qb29sUmVxdWVzdBIPCgdwb29sX2lkGAEgASgJEg0KBWNvdW50GAIgASgFEicKBGhvbGQYAyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SDAoEd2FpdBgEIAEoCBIOCgZyZWFzb24YBSABKAkiWwoQV2FybVBvb2xSZXNwb25zZRImCgRwb29sGAEgASgLMhguYWdlbnRhaW5lci5wb29sLnYxLlBvb2wSDgoGdGFyZ2V0GAIgASgFEg8KB3N0YXJ0ZWQYAyABKAUqdAoKUG9vbFN0YXR1cxIbChdQT09MX1NUQVRVU19VTlNQRUNJRklFRBAAEhYKElBPT0xfU1RBVFVTX0FDVElWRRABEhgKFFBPT0xfU1RBVFVTX0RSQUlOSU5HEAISFwoTUE9PTF9TVEFUVVNfRFJBSU5FRBADKn8KC1Rhc2tPdXRjb21lEhwKGFRBU0tfT1VUQ09NRV9VTlNQRUNJRklFRBAAEhoKFlRBU0tfT1VUQ09NRV9TVUNDRUVERUQQARIXChNUQVNLX09VVENPTUVfRkFJTEVEEAISHQoZVEFTS19PVVRDT01FX0FHRU5UX0JST0tFThADKpQBChBBZ2VudERpc3Bvc2l0aW9uEiEKHUFHRU5UX0RJU1BPU0lUSU9OX1VOU1BFQ0lGSUVEEAASHgoaQUdFTlRfRElTUE9TSVRJT05fUkVUVVJORUQQARIeChpBR0VOVF9ESVNQT1NJVElPTl9SRUNZQ0xFRBACEh0KGUFHRU5UX0RJU1BPU0lUSU9OX1JFTU9WRUQQAzKIBwoLUG9vbFNlcnZpY2USWwoKQ3JlYXRlUG9vbBIlLmFnZW50YWluZXIucG9vbC52MS5DcmVhdGVQb29sUmVxdWVzdBomLmFnZW50YWluZXIucG9vbC52MS5DcmVhdGVQb29sUmVzcG9uc2USWwoKVXBkYXRlUG9vbBIlLmFnZW50YWluZXIucG9vbC52MS5VcGRhdGVQb29sUmVxdWVzdBomLmFnZW50YWluZXIucG9vbC52MS5VcGRhdGVQb29sUmVzcG9uc2USWwoKRGVsZXRlUG9vbBIlLmFnZW50YWluZXIucG9vbC52MS5EZWxldGVQb29sUmVxdWVzdBomLmFnZW50YWluZXIucG9vbC52MS5EZWxldGVQb29sUmVzcG9uc2USUgoHR2V0UG9vbBIiLmFnZW50YWluZXIucG9vbC52MS5HZXRQb29sUmVxdWVzdBojLmFnZW50YWluZXIucG9vbC52MS5HZXRQb29sUmVzcG9uc2USWAoJTGlzdFBvb2xzEiQuYWdlbnRhaW5lci5wb29sLnYxLkxpc3RQb29sc1JlcXVlc3QaJS5hZ2VudGFpbmVyLnBvb2wudjEuTGlzdFBvb2xzUmVzcG9uc2USUgoHQWNxdWlyZRIiLmFnZW50YWluZXIucG9vbC52MS5BY3F1aXJlUmVxdWVzdBojLmFnZW50YWluZXIucG9vbC52MS5BY3F1aXJlUmVzcG9uc2USWwoKUmVuZXdMZWFzZRIlLmFnZW50YWluZXIucG9vbC52MS5SZW5ld0xlYXNlUmVxdWVzdBomLmFnZW50YWluZXIucG9vbC52MS5SZW5ld0xlYXNlUmVzcG9uc2USUgoHUmVsZWFzZRIiLmFnZW50YWluZXIucG9vbC52MS5SZWxlYXNlUmVxdWVzdBojLmFnZW50YWluZXIucG9vbC52MS5SZWxlYXNlUmVzcG9uc2USWAoJRHJhaW5Qb29sEiQuYWdlbnRhaW5lci5wb29sLnYxLkRyYWluUG9vbFJlcXVlc3QaJS5hZ2VudGFpbmVyLnBvb2wudjEuRHJhaW5Qb29sUmVzcG9uc2USVQoIV2FybVBvb2wSIy5hZ2VudGFpbmVyLnBvb2wudjEuV2FybVBvb2xSZXF1ZXN0GiQuYWdlbnRhaW5lci5wb29sLnYxLldhcm1Qb29sUmVzcG9uc2ViBnByb3RvMw", [file_agentainer_executor_v1_executor, file_google_protobuf_duration, file_google_protobuf_field_mask, file_google_protobuf_timestamp]);
+  fileDesc("Ch1hZ2VudGFpbmVyL3Bvb2wvdjEvcG9vbC5wcm90bxISYWdlbnRhaW5lci5wb29sLnYxItYCCg1BZ2VudFRlbXBsYXRlEg0KBWltYWdlGAEgASgJEg8KB2NvbW1hbmQYAiADKAkSDAoEYXJncxgDIAMoCRI3CgNlbnYYBCADKAsyKi5hZ2VudGFpbmVyLnBvb2wudjEuQWdlbnRUZW1wbGF0ZS5FbnZFbnRyeRITCgt3b3JraW5nX2RpchgFIAEoCRI2CgZsaW1pdHMYBiABKAsyJi5hZ2VudGFpbmVyLmV4ZWN1dG9yLnYxLlJlc291cmNlTGltaXRzEjQKB25ldHdvcmsYByABKA4yIy5hZ2VudGFpbmVyLmV4ZWN1dG9yLnYxLk5ldHdvcmtNb2RlEi8KBG1vZGUYCCABKA4yIS5hZ2VudGFpbmVyLmV4ZWN1dG9yLnYxLkFnZW50TW9kZRoqCghFbnZFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIqwBCgtIZWFsdGhDaGVjaxIrCghpbnRlcnZhbBgBIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIqCgd0aW1lb3V0GAIgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEg8KB2NvbW1hbmQYAyADKAkSGQoRZmFpbHVyZV90aHJlc2hvbGQYBCABKAUSGAoQY2hlY2tfb25fcmVsZWFzZRgFIAEoCCKiAgoKUG9vbFBvbGljeRIQCghtaW5fc2l6ZRgBIAEoBRIQCghtYXhfc2l6ZRgCIAEoBRIvCgxpZGxlX3RpbWVvdXQYAyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SFgoObWF4X2FnZW50X3VzZXMYBCABKAUSDwoHd2FybV91cBgFIAEoCBI1CgxoZWFsdGhfY2hlY2sYBiABKAsyHy5hZ2VudGFpbmVyLnBvb2wudjEuSGVhbHRoQ2hlY2sSFQoNcmVzZXRfY29tbWFuZBgHIAMoCRIsCglsZWFzZV90dGwYCCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SGgoScmVjeWNsZV9vbl9mYWlsdXJlGAkgASgIIjYKDUxhdGVuY3lCdWNrZXQSFgoOdXBwZXJfYm91bmRfbXMYASABKAESDQoFY291bnQYAiABKAMifQoQTGF0ZW5jeUhpc3RvZ3JhbRIyCgdidWNrZXRzGAEgAygLMiEuYWdlbnRhaW5lci5wb29sLnYxLkxhdGVuY3lCdWNrZXQSDQoFY291bnQYAiABKAMSJgoDc3VtGAMgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIpoDCgtQb29sTWV0cmljcxIMCgRzaXplGAEgASgFEgwKBGlkbGUYAiABKAUSDgoGbGVhc2VkGAMgASgFEhAKCHN0YXJ0aW5nGAQgASgFEg8KB3dhaXRpbmcYBSABKAUSDAoEaGl0cxgGIAEoAxIOCgZtaXNzZXMYByABKAMSGgoSY29udGFpbmVyc19jcmVhdGVkGAggASgDEhMKC3JldXNlX2NvdW50GAkgASgDEhAKCHJlY3ljbGVkGAogASgDEg8KB2V2aWN0ZWQYCyABKAMSEQoJdW5oZWFsdGh5GAwgASgDEhkKEWxlYXNlX2V4cGlyYXRpb25zGA0gASgDEhgKEGFjcXVpcmVfdGltZW91dHMYDiABKAMSPQoPYWNxdWlyZV9sYXRlbmN5GA8gASgLMiQuYWdlbnRhaW5lci5wb29sLnYxLkxhdGVuY3lIaXN0b2dyYW0SEwoLd2FybV90YXJnZXQYECABKAUSLgoKd2FybV91bnRpbBgRIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAinwMKBFBvb2wSDwoHcG9vbF9pZBgBIAEoCRIzCgh0ZW1wbGF0ZRgCIAEoCzIhLmFnZW50YWluZXIucG9vbC52MS5BZ2VudFRlbXBsYXRlEhQKDHRlbXBsYXRlX2tleRgDIAEoCRIuCgZwb2xpY3kYBCABKAsyHi5hZ2VudGFpbmVyLnBvb2wudjEuUG9vbFBvbGljeRIuCgZzdGF0dXMYBSABKA4yHi5hZ2VudGFpbmVyLnBvb2wudjEuUG9vbFN0YXR1cxIwCgdtZXRyaWNzGAYgASgLMh8uYWdlbnRhaW5lci5wb29sLnYxLlBvb2xNZXRyaWNzEi8KC2NyZWF0ZV90aW1lGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfdGltZRgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKbGFzdF9lcnJvchgJIAEoCRIzCg9sYXN0X2Vycm9yX3RpbWUYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wItkBCgVMZWFzZRIQCghsZWFzZV9pZBgBIAEoCRIPCgdwb29sX2lkGAIgASgJEhAKCGFnZW50X2lkGAMgASgJEhQKDGNvbnRhaW5lcl9pZBgEIAEoCRIOCgZob2xkZXIYBSABKAkSMAoMYWNxdWlyZV90aW1lGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtleHBpcmVfdGltZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKYWdlbnRfdXNlcxgIIAEoAyKJAQoRQ3JlYXRlUG9vbFJlcXVlc3QSDwoHcG9vbF9pZBgBIAEoCRIzCgh0ZW1wbGF0ZRgCIAEoCzIhLmFnZW50YWluZXIucG9vbC52MS5BZ2VudFRlbXBsYXRlEi4KBnBvbGljeRgDIAEoCzIeLmFnZW50YWluZXIucG9vbC52MS5Qb29sUG9saWN5Ik0KEkNyZWF0ZVBvb2xSZXNwb25zZRImCgRwb29sGAEgASgLMhguYWdlbnRhaW5lci5wb29sLnYxLlBvb2wSDwoHY3JlYXRlZBgCIAEoCCK6AQoRVXBkYXRlUG9vbFJlcXVlc3QSDwoHcG9vbF9pZBgBIAEoCRIuCgZwb2xpY3kYAiABKAsyHi5hZ2VudGFpbmVyLnBvb2wudjEuUG9vbFBvbGljeRIvCgt1cGRhdGVfbWFzaxgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE1hc2sSMwoIdGVtcGxhdGUYBCABKAsyIS5hZ2VudGFpbmVyLnBvb2wudjEuQWdlbnRUZW1wbGF0ZSI8ChJVcGRhdGVQb29sUmVzcG9uc2USJgoEcG9vbBgBIAEoCzIYLmFnZW50YWluZXIucG9vbC52MS5Qb29sIjMKEURlbGV0ZVBvb2xSZXF1ZXN0Eg8KB3Bvb2xfaWQYASABKAkSDQoFZm9yY2UYAiABKAgiJQoSRGVsZXRlUG9vbFJlc3BvbnNlEg8KB2V4aXN0ZWQYASABKAgiIQoOR2V0UG9vbFJlcXVlc3QSDwoHcG9vbF9pZBgBIAEoCSI5Cg9HZXRQb29sUmVzcG9uc2USJgoEcG9vbBgBIAEoCzIYLmFnZW50YWluZXIucG9vbC52MS5Qb29sImsKEExpc3RQb29sc1JlcXVlc3QSMAoIc3RhdHVzZXMYASADKA4yHi5hZ2VudGFpbmVyLnBvb2wudjEuUG9vbFN0YXR1cxIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCSJVChFMaXN0UG9vbHNSZXNwb25zZRInCgVwb29scxgBIAMoCzIYLmFnZW50YWluZXIucG9vbC52MS5Qb29sEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSKQAQoOQWNxdWlyZVJlcXVlc3QSDwoHcG9vbF9pZBgBIAEoCRIOCgZob2xkZXIYAiABKAkSLwoMd2FpdF90aW1lb3V0GAMgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEiwKCWxlYXNlX3R0bBgEIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiJxCg9BY3F1aXJlUmVzcG9uc2USKAoFbGVhc2UYASABKAsyGS5hZ2VudGFpbmVyLnBvb2wudjEuTGVhc2USCwoDaGl0GAIgASgIEicKBHdhaXQYAyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iXQoRUmVuZXdMZWFzZVJlcXVlc3QSEAoIbGVhc2VfaWQYASABKAkSJgoDdHRsGAIgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEg4KBmhvbGRlchgDIAEoCSI+ChJSZW5ld0xlYXNlUmVzcG9uc2USKAoFbGVhc2UYASABKAsyGS5hZ2VudGFpbmVyLnBvb2wudjEuTGVhc2UidAoOUmVsZWFzZVJlcXVlc3QSEAoIbGVhc2VfaWQYASABKAkSMAoHb3V0Y29tZRgCIAEoDjIfLmFnZW50YWluZXIucG9vbC52MS5UYXNrT3V0Y29tZRIOCgZob2xkZXIYAyABKAkSDgoGcmVhc29uGAQgASgJImAKD1JlbGVhc2VSZXNwb25zZRI5CgtkaXNwb3NpdGlvbhgBIAEoDjIkLmFnZW50YWluZXIucG9vbC52MS5BZ2VudERpc3Bvc2l0aW9uEhIKCmFnZW50X3VzZXMYAiABKAMi0wEKEkxlYXNlQWdlbnRzUmVxdWVzdBIPCgdjYWxsX2lkGAEgASgJEjUKB2FjcXVpcmUYAiABKAsyIi5hZ2VudGFpbmVyLnBvb2wudjEuQWNxdWlyZVJlcXVlc3RIABI1CgdyZWxlYXNlGAMgASgLMiIuYWdlbnRhaW5lci5wb29sLnYxLlJlbGVhc2VSZXF1ZXN0SAASNgoFcmVuZXcYBCABKAsyJS5hZ2VudGFpbmVyLnBvb2wudjEuUmVuZXdMZWFzZVJlcXVlc3RIAEIGCgRjYWxsIo8CChNMZWFzZUFnZW50c1Jlc3BvbnNlEg8KB2NhbGxfaWQYASABKAkSNwoIYWNxdWlyZWQYAiABKAsyIy5hZ2VudGFpbmVyLnBvb2wudjEuQWNxdWlyZVJlc3BvbnNlSAASNwoIcmVsZWFzZWQYAyABKAsyIy5hZ2VudGFpbmVyLnBvb2wudjEuUmVsZWFzZVJlc3BvbnNlSAASOQoHcmVuZXdlZBgEIAEoCzImLmFnZW50YWluZXIucG9vbC52MS5SZW5ld0xlYXNlUmVzcG9uc2VIABIvCgVlcnJvchgFIAEoCzIeLmFnZW50YWluZXIucG9vbC52MS5MZWFzZUVycm9ySABCCQoHb3V0Y29tZSIrCgpMZWFzZUVycm9yEgwKBGNvZGUYASABKA0SDwoHbWVzc2FnZRgCIAEoCSIxChBEcmFpblBvb2xSZXF1ZXN0Eg8KB3Bvb2xfaWQYASABKAkSDAoEd2FpdBgCIAEoCCI7ChFEcmFpblBvb2xSZXNwb25zZRImCgRwb29sGAEgASgLMhguYWdlbnRhaW5lci5wb29sLnYxLlBvb2wieAoPV2FybVBvb2xSZXF1ZXN0Eg8KB3Bvb2xfaWQYASABKAkSDQoFY291bnQYAiABKAUSJwoEaG9sZBgDIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIMCgR3YWl0GAQgASgIEg4KBnJlYXNvbhgFIAEoCSJbChBXYXJtUG9vbFJlc3BvbnNlEiYKBHBvb2wYASABKAsyGC5hZ2VudGFpbmVyLnBvb2wudjEuUG9vbBIOCgZ0YXJnZXQYAiABKAUSDwoHc3RhcnRlZBgDIAEoBSp0CgpQb29sU3RhdHVzEhsKF1BPT0xfU1RBVFVTX1VOU1BFQ0lGSUVEEAASFgoSUE9PTF9TVEFUVVNfQUNUSVZFEAESGAoUUE9PTF9TVEFUVVNfRFJBSU5JTkcQAhIXChNQT09MX1NUQVRVU19EUkFJTkVEEAMqfwoLVGFza091dGNvbWUSHAoYVEFTS19PVVRDT01FX1VOU1BFQ0lGSUVEEAASGgoWVEFTS19PVVRDT01FX1NVQ0NFRURFRBABEhcKE1RBU0tfT1VUQ09NRV9GQUlMRUQQAhIdChlUQVNLX09VVENPTUVfQUdFTlRfQlJPS0VOEAMqlAEKEEFnZW50RGlzcG9zaXRpb24SIQodQUdFTlRfRElTUE9TSVRJT05fVU5TUEVDSUZJRUQQABIeChpBR0VOVF9ESVNQT1NJVElPTl9SRVRVUk5FRBABEh4KGkFHRU5UX0RJU1BPU0lUSU9OX1JFQ1lDTEVEEAISHQoZQUdFTlRfRElTUE9TSVRJT05fUkVNT1ZFRBADMuwHCgtQb29sU2VydmljZRJbCgpDcmVhdGVQb29sEiUuYWdlbnRhaW5lci5wb29sLnYxLkNyZWF0ZVBvb2xSZXF1ZXN0GiYuYWdlbnRhaW5lci5wb29sLnYxLkNyZWF0ZVBvb2xSZXNwb25zZRJbCgpVcGRhdGVQb29sEiUuYWdlbnRhaW5lci5wb29sLnYxLlVwZGF0ZVBvb2xSZXF1ZXN0GiYuYWdlbnRhaW5lci5wb29sLnYxLlVwZGF0ZVBvb2xSZXNwb25zZRJbCgpEZWxldGVQb29sEiUuYWdlbnRhaW5lci5wb29sLnYxLkRlbGV0ZVBvb2xSZXF1ZXN0GiYuYWdlbnRhaW5lci5wb29sLnYxLkRlbGV0ZVBvb2xSZXNwb25zZRJSCgdHZXRQb29sEiIuYWdlbnRhaW5lci5wb29sLnYxLkdldFBvb2xSZXF1ZXN0GiMuYWdlbnRhaW5lci5wb29sLnYxLkdldFBvb2xSZXNwb25zZRJYCglMaXN0UG9vbHMSJC5hZ2VudGFpbmVyLnBvb2wudjEuTGlzdFBvb2xzUmVxdWVzdBolLmFnZW50YWluZXIucG9vbC52MS5MaXN0UG9vbHNSZXNwb25zZRJSCgdBY3F1aXJlEiIuYWdlbnRhaW5lci5wb29sLnYxLkFjcXVpcmVSZXF1ZXN0GiMuYWdlbnRhaW5lci5wb29sLnYxLkFjcXVpcmVSZXNwb25zZRJbCgpSZW5ld0xlYXNlEiUuYWdlbnRhaW5lci5wb29sLnYxLlJlbmV3TGVhc2VSZXF1ZXN0GiYuYWdlbnRhaW5lci5wb29sLnYxLlJlbmV3TGVhc2VSZXNwb25zZRJSCgdSZWxlYXNlEiIuYWdlbnRhaW5lci5wb29sLnYxLlJlbGVhc2VSZXF1ZXN0GiMuYWdlbnRhaW5lci5wb29sLnYxLlJlbGVhc2VSZXNwb25zZRJiCgtMZWFzZUFnZW50cxImLmFnZW50YWluZXIucG9vbC52MS5MZWFzZUFnZW50c1JlcXVlc3QaJy5hZ2VudGFpbmVyLnBvb2wudjEuTGVhc2VBZ2VudHNSZXNwb25zZSgBMAESWAoJRHJhaW5Qb29sEiQuYWdlbnRhaW5lci5wb29sLnYxLkRyYWluUG9vbFJlcXVlc3QaJS5hZ2VudGFpbmVyLnBvb2wudjEuRHJhaW5Qb29sUmVzcG9uc2USVQoIV2FybVBvb2wSIy5hZ2VudGFpbmVyLnBvb2wudjEuV2FybVBvb2xSZXF1ZXN0GiQuYWdlbnRhaW5lci5wb29sLnYxLldhcm1Qb29sUmVzcG9uc2ViBnByb3RvMw", [file_agentainer_executor_v1_executor, file_google_protobuf_duration, file_google_protobuf_field_mask, file_google_protobuf_timestamp]);
 
 /**
  * What a pool's agent containers are. Immutable for the pool's life: it is
@@ -1077,6 +1077,151 @@ export const ReleaseResponseSchema: GenMessage<ReleaseResponse> = /*@__PURE__*/
   messageDesc(file_agentainer_pool_v1_pool, 23);
 
 /**
+ * @generated from message agentainer.pool.v1.LeaseAgentsRequest
+ */
+export type LeaseAgentsRequest = Message<"agentainer.pool.v1.LeaseAgentsRequest"> & {
+  /**
+   * Chosen by the caller to match the response to this call: 1 to 128
+   * characters, unique among the stream's calls not yet answered (it may be
+   * used again once its call has answered). A call_id that is empty, too
+   * long or held by a call still running is refused with INVALID_ARGUMENT
+   * (the refusal carries the call_id as sent, so a duplicate's refusal
+   * names the call still running, which answers later as usual).
+   *
+   * @generated from field: string call_id = 1;
+   */
+  callId: string;
+
+  /**
+   * The call; exactly one is required (INVALID_ARGUMENT when none is set).
+   *
+   * @generated from oneof agentainer.pool.v1.LeaseAgentsRequest.call
+   */
+  call: {
+    /**
+     * Acquire a lease, exactly as the unary Acquire.
+     *
+     * @generated from field: agentainer.pool.v1.AcquireRequest acquire = 2;
+     */
+    value: AcquireRequest;
+    case: "acquire";
+  } | {
+    /**
+     * Release a lease, exactly as the unary Release.
+     *
+     * @generated from field: agentainer.pool.v1.ReleaseRequest release = 3;
+     */
+    value: ReleaseRequest;
+    case: "release";
+  } | {
+    /**
+     * Renew a lease, exactly as the unary RenewLease.
+     *
+     * @generated from field: agentainer.pool.v1.RenewLeaseRequest renew = 4;
+     */
+    value: RenewLeaseRequest;
+    case: "renew";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message agentainer.pool.v1.LeaseAgentsRequest.
+ * Use `create(LeaseAgentsRequestSchema)` to create a new message.
+ */
+export const LeaseAgentsRequestSchema: GenMessage<LeaseAgentsRequest> = /*@__PURE__*/
+  messageDesc(file_agentainer_pool_v1_pool, 24);
+
+/**
+ * @generated from message agentainer.pool.v1.LeaseAgentsResponse
+ */
+export type LeaseAgentsResponse = Message<"agentainer.pool.v1.LeaseAgentsResponse"> & {
+  /**
+   * The call_id of the request this answers.
+   *
+   * @generated from field: string call_id = 1;
+   */
+  callId: string;
+
+  /**
+   * How the call ended; exactly one is set, `error` or the one matching the
+   * request's call.
+   *
+   * @generated from oneof agentainer.pool.v1.LeaseAgentsResponse.outcome
+   */
+  outcome: {
+    /**
+     * The acquire's lease, as the unary Acquire returns it.
+     *
+     * @generated from field: agentainer.pool.v1.AcquireResponse acquired = 2;
+     */
+    value: AcquireResponse;
+    case: "acquired";
+  } | {
+    /**
+     * What the release did, as the unary Release returns it.
+     *
+     * @generated from field: agentainer.pool.v1.ReleaseResponse released = 3;
+     */
+    value: ReleaseResponse;
+    case: "released";
+  } | {
+    /**
+     * The renewed lease, as the unary RenewLease returns it.
+     *
+     * @generated from field: agentainer.pool.v1.RenewLeaseResponse renewed = 4;
+     */
+    value: RenewLeaseResponse;
+    case: "renewed";
+  } | {
+    /**
+     * The call was refused, with the status its unary RPC would have
+     * failed with.
+     *
+     * @generated from field: agentainer.pool.v1.LeaseError error = 5;
+     */
+    value: LeaseError;
+    case: "error";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message agentainer.pool.v1.LeaseAgentsResponse.
+ * Use `create(LeaseAgentsResponseSchema)` to create a new message.
+ */
+export const LeaseAgentsResponseSchema: GenMessage<LeaseAgentsResponse> = /*@__PURE__*/
+  messageDesc(file_agentainer_pool_v1_pool, 25);
+
+/**
+ * Why a LeaseAgents call was refused: the status its unary RPC (Acquire,
+ * Release or RenewLease) would have failed with.
+ *
+ * @generated from message agentainer.pool.v1.LeaseError
+ */
+export type LeaseError = Message<"agentainer.pool.v1.LeaseError"> & {
+  /**
+   * The gRPC status code (3 INVALID_ARGUMENT, 5 NOT_FOUND,
+   * 8 RESOURCE_EXHAUSTED, 9 FAILED_PRECONDITION, ...).
+   *
+   * @generated from field: uint32 code = 1;
+   */
+  code: number;
+
+  /**
+   * What was wrong and what to do about it, as the unary RPC says it.
+   *
+   * @generated from field: string message = 2;
+   */
+  message: string;
+};
+
+/**
+ * Describes the message agentainer.pool.v1.LeaseError.
+ * Use `create(LeaseErrorSchema)` to create a new message.
+ */
+export const LeaseErrorSchema: GenMessage<LeaseError> = /*@__PURE__*/
+  messageDesc(file_agentainer_pool_v1_pool, 26);
+
+/**
  * @generated from message agentainer.pool.v1.DrainPoolRequest
  */
 export type DrainPoolRequest = Message<"agentainer.pool.v1.DrainPoolRequest"> & {
@@ -1101,7 +1246,7 @@ export type DrainPoolRequest = Message<"agentainer.pool.v1.DrainPoolRequest"> & 
  * Use `create(DrainPoolRequestSchema)` to create a new message.
  */
 export const DrainPoolRequestSchema: GenMessage<DrainPoolRequest> = /*@__PURE__*/
-  messageDesc(file_agentainer_pool_v1_pool, 24);
+  messageDesc(file_agentainer_pool_v1_pool, 27);
 
 /**
  * @generated from message agentainer.pool.v1.DrainPoolResponse
@@ -1120,7 +1265,7 @@ export type DrainPoolResponse = Message<"agentainer.pool.v1.DrainPoolResponse"> 
  * Use `create(DrainPoolResponseSchema)` to create a new message.
  */
 export const DrainPoolResponseSchema: GenMessage<DrainPoolResponse> = /*@__PURE__*/
-  messageDesc(file_agentainer_pool_v1_pool, 25);
+  messageDesc(file_agentainer_pool_v1_pool, 28);
 
 /**
  * @generated from message agentainer.pool.v1.WarmPoolRequest
@@ -1171,7 +1316,7 @@ export type WarmPoolRequest = Message<"agentainer.pool.v1.WarmPoolRequest"> & {
  * Use `create(WarmPoolRequestSchema)` to create a new message.
  */
 export const WarmPoolRequestSchema: GenMessage<WarmPoolRequest> = /*@__PURE__*/
-  messageDesc(file_agentainer_pool_v1_pool, 26);
+  messageDesc(file_agentainer_pool_v1_pool, 29);
 
 /**
  * @generated from message agentainer.pool.v1.WarmPoolResponse
@@ -1205,7 +1350,7 @@ export type WarmPoolResponse = Message<"agentainer.pool.v1.WarmPoolResponse"> & 
  * Use `create(WarmPoolResponseSchema)` to create a new message.
  */
 export const WarmPoolResponseSchema: GenMessage<WarmPoolResponse> = /*@__PURE__*/
-  messageDesc(file_agentainer_pool_v1_pool, 27);
+  messageDesc(file_agentainer_pool_v1_pool, 30);
 
 /**
  * Whether a pool takes work.
@@ -1344,7 +1489,8 @@ export const AgentDispositionSchema: GenEnum<AgentDisposition> = /*@__PURE__*/
  * bound at dispatch, so one pool serves every task of its template.
  *
  * Use: Acquire a lease, run the task on lease.agent_id, Release the lease
- * with the task's outcome. On Release the agent is reset and returned to
+ * with the task's outcome (or make the same calls over one LeaseAgents
+ * stream, which saves a call's cost each). On Release the agent is reset and returned to
  * the pool, or recycled (destroyed and replaced) after max_agent_uses, on
  * failure when recycle_on_failure is set, or when broken.
  *
@@ -1496,6 +1642,43 @@ export const PoolService: GenService<{
     methodKind: "unary";
     input: typeof ReleaseRequestSchema;
     output: typeof ReleaseResponseSchema;
+  },
+  /**
+   * Acquire, Release and RenewLease for callers that lease often (a worker
+   * running task after task on pooled agents): many calls over one
+   * long-lived stream, without the cost of a unary call each. Each request
+   * is one call (acquire, release or renew) tagged with a call_id the caller
+   * chooses; each response carries that call_id and the call's outcome.
+   *
+   * Every call behaves exactly as its unary RPC: the same validation, the
+   * same domain code and the same statuses; an acquire joins the same FIFO
+   * queue, with the same wait_timeout (POOL_ACQUIRE_DEFAULT_WAIT_MS when
+   * unset), as a unary Acquire, and both kinds are served in one order.
+   * Calls run concurrently and are answered in the order they finish, so a
+   * release sent after a waiting acquire is answered first. A call the
+   * unary RPC would refuse (INVALID_ARGUMENT, NOT_FOUND,
+   * FAILED_PRECONDITION, RESOURCE_EXHAUSTED when an acquire's wait passes,
+   * ...) is answered with `error`, carrying that status, and leaves the
+   * stream open.
+   *
+   * The stream ends, with OK, once the caller has ended its side and every
+   * call has answered, or at once when the server shuts down (calls not yet
+   * answered then are not, and its waiting acquires give up). A request with a field this server does not
+   * know ends the stream with INVALID_ARGUMENT, as it would a unary call.
+   *
+   * Abandoning the stream (the caller cancels or goes away) does not release
+   * the leases it acquired: they stay held until released (over another
+   * stream or with Release) or until they expire at their lease_ttl, as any
+   * lease. Its acquires still waiting in the queue give up their place, as
+   * a unary Acquire whose call ends, so they never take an agent nobody
+   * would release; calls already past that point finish.
+   *
+   * @generated from rpc agentainer.pool.v1.PoolService.LeaseAgents
+   */
+  leaseAgents: {
+    methodKind: "bidi_streaming";
+    input: typeof LeaseAgentsRequestSchema;
+    output: typeof LeaseAgentsResponseSchema;
   },
   /**
    * Drains a pool: it stops handing out agents (Acquire and its waiting
