@@ -1,5 +1,6 @@
-// Pool benchmark (a script, not a test): Acquire→Release latency on a hit through the RPC, and
-// N tasks through a pool of 8 warm exec agents against the same N tasks run cold, 8 at a time.
+// Pool benchmark (a script, not a test): Acquire→Release latency on a hit through the RPC (two
+// unary calls, and the same two calls over one LeaseAgents stream), and N tasks through a pool of
+// 8 warm exec agents against the same N tasks run cold, 8 at a time.
 //
 //   npx tsx bench/pool.ts [--tasks 1000] [--hits 500] [--workers 8] [--json]
 //
@@ -8,6 +9,7 @@
 import { execFileSync } from "node:child_process";
 import { cpus } from "node:os";
 import { parseArgs } from "node:util";
+import type { MessageInitShape } from "@bufbuild/protobuf";
 import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import {
@@ -15,8 +17,14 @@ import {
   ExecutorService,
   TaskStatus,
 } from "../gen/agentainer/executor/v1/executor_pb.js";
-import { PoolService, TaskOutcome } from "../gen/agentainer/pool/v1/pool_pb.js";
+import {
+  PoolService,
+  TaskOutcome,
+  type LeaseAgentsRequestSchema,
+  type LeaseAgentsResponse,
+} from "../gen/agentainer/pool/v1/pool_pb.js";
 import { Health } from "../gen/grpc/health/v1/health_pb.js";
+import { Channel } from "../lib/channel.js";
 import { labels } from "../services/executor/contract.js";
 import { startExecutorService } from "../services/executor/main.js";
 import { startPoolService } from "../services/pool/main.js";
@@ -61,7 +69,8 @@ async function main(): Promise<void> {
   const health = createClient(Health, createGrpcTransport({ baseUrl: pool.url }));
   const template = { image, command: ["sleep", "3600"], mode: AgentMode.EXEC };
   try {
-    // 1. Acquire→Release on a hit, one at a time, beside a trivial call to the same server.
+    // 1. Acquire→Release on a hit, one at a time, beside a trivial call to the same server: as
+    //    two unary calls, and as the same two calls over one LeaseAgents stream.
     const hitPool = "bench-hits";
     await pools.createPool({
       poolId: hitPool,
@@ -75,6 +84,18 @@ async function main(): Promise<void> {
     }
     const floor: number[] = [];
     const pair: number[] = [];
+    const streamPair: number[] = [];
+    const requests = new Channel<MessageInitShape<typeof LeaseAgentsRequestSchema>>();
+    const answers = pools.leaseAgents(requests)[Symbol.asyncIterator]();
+    const call = async (req: MessageInitShape<typeof LeaseAgentsRequestSchema>) => {
+      requests.push(req);
+      const { value } = await answers.next();
+      const r = value as LeaseAgentsResponse | undefined;
+      if (r?.outcome.case === "error") throw new Error(`LeaseAgents: ${r.outcome.value.message}`);
+      if (r === undefined || r.callId !== req.callId)
+        throw new Error(`LeaseAgents did not answer ${req.callId}`);
+      return r.outcome;
+    };
     for (let i = 0; i < hits + 20; i++) {
       let t0 = performance.now();
       await health.check({});
@@ -88,7 +109,28 @@ async function main(): Promise<void> {
       });
       if (!hit) throw new Error("expected a hit on a warm pool of one");
       if (i >= 20) pair.push(performance.now() - t0);
+      t0 = performance.now();
+      const acquired = await call({
+        callId: `a${i}`,
+        call: { case: "acquire", value: { poolId: hitPool, holder: "bench" } },
+      });
+      if (acquired.case !== "acquired" || !acquired.value.hit)
+        throw new Error("expected a hit on a warm pool of one, over the stream");
+      await call({
+        callId: `r${i}`,
+        call: {
+          case: "release",
+          value: {
+            leaseId: acquired.value.lease!.leaseId,
+            holder: "bench",
+            outcome: TaskOutcome.SUCCEEDED,
+          },
+        },
+      });
+      if (i >= 20) streamPair.push(performance.now() - t0);
     }
+    requests.close();
+    await answers.next(); // the stream ends once both sides are done
     await pools.deletePool({ poolId: hitPool });
 
     // 2. N tasks through a pool of `workers` agents, `workers` at a time.
@@ -137,12 +179,16 @@ async function main(): Promise<void> {
 
     const f = summary(floor);
     const a = summary(pair);
+    const s = summary(streamPair);
     const fixed = (n: number) => n.toFixed(2);
     say(`\nPool benchmark: ${cpus().length} CPUs, Node ${process.version}.\n`);
     say(`Acquire→Release on a hit (${a.n} pairs, one at a time; target p50 ≤ 1 ms):`);
     say(`| what | n | p50 ms | p99 ms |\n| --- | ---: | ---: | ---: |`);
     say(`| RPC floor: grpc.health.v1.Health/Check | ${f.n} | ${fixed(f.p50)} | ${fixed(f.p99)} |`);
     say(`| Acquire + Release (two calls) | ${a.n} | ${fixed(a.p50)} | ${fixed(a.p99)} |`);
+    say(
+      `| Acquire + Release over one LeaseAgents stream | ${s.n} | ${fixed(s.p50)} | ${fixed(s.p99)} |`,
+    );
     say(`\n${tasks} tasks (exec \`true\`), ${workers} at a time:`);
     say(
       `| path | wall s | tasks/s | containers created | hit ratio |\n| --- | ---: | ---: | ---: | ---: |`,
@@ -159,6 +205,7 @@ async function main(): Promise<void> {
         JSON.stringify({
           floor: f,
           acquireRelease: a,
+          acquireReleaseStream: s,
           tasks,
           workers,
           pooledSeconds,
