@@ -1,7 +1,8 @@
 // Workflow benchmark (a script, not a test): the seed's performance table, measured in one run
 // against its raw costs.
 //
-//   npx tsx bench/workflow.ts [--noop 10000] [--big 100000] [--big-heap 192] [--json]
+//   npx tsx bench/workflow.ts [--noop 10000] [--big 100000] [--big-heap 192] [--only sleep,noop,big]
+//                             [--json]
 //
 //   1. 10 parallel tasks that each sleep 1 s: cold (max_parallel 10) versus a pool of 5 agents.
 //   2. 50 such tasks: cold with max_parallel 10 versus a pool of 10 agents. Pools both ways: an
@@ -12,8 +13,11 @@
 //   3. --noop no-op map items on a pre-warmed pool of 8 stream agents: tasks/s and the Workflow service's
 //      CPU time per task. Raw cost: the same tasks sent straight to 8 agents over the Executor's
 //      DispatchTasks stream (no workflow, no pool).
-//   4. --big no-op map items: the Workflow service's peak memory (VmHWM of its process), with its
-//      runs in Redis (a redis-server started for the run) as in the mesh.
+//   4. --big no-op map items, and a tenth as many first, each in a fresh Workflow process with
+//      its runs in Redis (a redis-server started for the run) as in the mesh: the process's peak
+//      memory (VmHWM) for both (bounded memory: about the same), and the tasks/s over each fifth
+//      of the items (steady throughput: five similar rates).
+//   --only runs some of the groups (sleep = 1 and 2, noop = 3, big = 4).
 //
 // Needs a Docker engine and the local images (bash scripts/build-images.sh). State, Executor and
 // Pool run in this process; the Workflow service runs as its own process (`agentainer serve
@@ -53,6 +57,7 @@ const { values: flags } = parseArgs({
     noop: { type: "string", default: "10000" },
     big: { type: "string", default: "100000" },
     "big-heap": { type: "string", default: "192" },
+    only: { type: "string", default: "sleep,noop,big" },
     json: { type: "boolean", default: false },
   },
 });
@@ -61,6 +66,10 @@ const bigItems = Number(flags.big);
 /** The big run's Workflow process gets this V8 old-space cap (MiB): finishing under it shows the
  * memory is bounded, whatever the peak RSS (which includes garbage not yet collected). */
 const bigHeapMiB = Number(flags["big-heap"]);
+const only = new Set(flags.only.split(","));
+for (const g of only) {
+  if (!["sleep", "noop", "big"].includes(g)) throw new Error(`--only: unknown group "${g}"`);
+}
 const say = flags.json ? console.error : console.log;
 
 const nodeImage = "agentainer/node-agent:local";
@@ -104,11 +113,16 @@ async function serveWorkflow(env: Record<string, string>): Promise<Served> {
   return { child, client: createClient(WorkflowService, createGrpcTransport({ baseUrl: url })) };
 }
 
+/**
+ * Runs one workflow to its end; returns its wall seconds. With `marks`, records (seconds since
+ * the create, tasks finished) from each progress event, to show how steady the rate is.
+ */
 async function runWorkflow(
   client: Client<typeof WorkflowService>,
   name: string,
   maxParallel: number,
   steps: StepInit[],
+  marks?: Array<[number, number]>,
 ): Promise<number> {
   const t0 = performance.now();
   const { workflow } = await client.createWorkflow({
@@ -120,6 +134,11 @@ async function runWorkflow(
   const id = workflow!.id;
   for await (const r of client.watchWorkflow({ workflowId: id, excludeTaskEvents: true })) {
     const p = r.event?.payload;
+    if (marks !== undefined && p?.case === "progress") {
+      const c = p.value.counts;
+      const finished = Number((c?.succeeded ?? 0n) + (c?.failed ?? 0n) + (c?.skipped ?? 0n));
+      marks.push([(performance.now() - t0) / 1000, finished]);
+    }
     if (p?.case === "workflowStatusChanged" && p.value.status >= WorkflowStatus.SUCCEEDED) break;
   }
   const seconds = (performance.now() - t0) / 1000;
@@ -129,6 +148,22 @@ async function runWorkflow(
   }
   await client.deleteWorkflow({ workflowId: id });
   return seconds;
+}
+
+/**
+ * Tasks per second over each fifth of a run's items (from the progress marks): a steady run has
+ * five similar rates; one that slows as it goes (memory, GC, growing structures) does not.
+ */
+function rateByFifth(marks: ReadonlyArray<[number, number]>, total: number): number[] {
+  const timeAt = (count: number) => marks.find(([, done]) => done >= count)?.[0];
+  const rates: number[] = [];
+  for (let k = 0; k < 5; k++) {
+    const from = k === 0 ? 0 : timeAt((total * k) / 5);
+    const to = timeAt((total * (k + 1)) / 5);
+    if (from === undefined || to === undefined || to <= from) continue;
+    rates.push(total / 5 / (to - from));
+  }
+  return rates;
 }
 
 const items = (n: number, item: JsonValue) => ({
@@ -227,13 +262,15 @@ async function main(): Promise<void> {
   const rows: string[][] = [];
   const results: Record<string, unknown> = {};
   try {
-    let { client } = served;
+    const { client } = served;
 
     // 1 and 2: the seed's scenarios.
-    for (const [n, coldParallel, poolSize] of [
-      [10, 10, 5],
-      [50, 10, 10],
-    ] as const) {
+    for (const [n, coldParallel, poolSize] of only.has("sleep")
+      ? ([
+          [10, 10, 5],
+          [50, 10, 10],
+        ] as const)
+      : []) {
       const bare = await bareDocker(docker, n, coldParallel);
       const coldWall = await runWorkflow(client, `cold-${n}`, coldParallel, [
         sleepers(n, undefined),
@@ -265,109 +302,126 @@ async function main(): Promise<void> {
       results[`sleep${n}`] = { bare, coldWall, pooledWall, warmWall, ideal };
     }
 
-    // 3: no-op throughput on 8 stream agents, against the bare Executor path.
-    const agents: string[] = [];
-    for (let i = 0; i < 8; i++) {
-      const r = await exec.createAgent({
-        spec: { image: nodeImage, command: flowAgent, mode: AgentMode.STREAM },
-      });
-      agents.push(r.agent!.agentId);
-    }
-    const bareT0 = performance.now();
-    const requests = new Channel<MessageInitShape<typeof DispatchTasksRequestSchema>>();
-    let sent = 0;
-    const free = [...agents];
-    const send = () => {
-      while (free.length > 0 && sent < noopItems) {
-        const agentId = free.pop()!;
-        requests.push({
-          callId: `${sent}|${agentId}`,
-          task: {
-            agentId,
-            ref: { workflowId: "bench-bare", stepId: "noop", index: sent },
-            input: jsonToValue({ item: null }),
-          },
+    if (only.has("noop")) {
+      // 3: no-op throughput on 8 stream agents, against the bare Executor path.
+      const agents: string[] = [];
+      for (let i = 0; i < 8; i++) {
+        const r = await exec.createAgent({
+          spec: { image: nodeImage, command: flowAgent, mode: AgentMode.STREAM },
         });
-        sent++;
+        agents.push(r.agent!.agentId);
       }
-      if (sent === noopItems) requests.close();
-    };
-    send();
-    let answered = 0;
-    for await (const res of exec.dispatchTasks(requests)) {
-      answered++;
-      free.push(res.callId.split("|")[1]!);
-      if (answered === noopItems) break;
+      const bareT0 = performance.now();
+      const requests = new Channel<MessageInitShape<typeof DispatchTasksRequestSchema>>();
+      let sent = 0;
+      const free = [...agents];
+      const send = () => {
+        while (free.length > 0 && sent < noopItems) {
+          const agentId = free.pop()!;
+          requests.push({
+            callId: `${sent}|${agentId}`,
+            task: {
+              agentId,
+              ref: { workflowId: "bench-bare", stepId: "noop", index: sent },
+              input: jsonToValue({ item: null }),
+            },
+          });
+          sent++;
+        }
+        if (sent === noopItems) requests.close();
+      };
       send();
+      let answered = 0;
+      for await (const res of exec.dispatchTasks(requests)) {
+        answered++;
+        free.push(res.callId.split("|")[1]!);
+        if (answered === noopItems) break;
+        send();
+      }
+      const bareSeconds = (performance.now() - bareT0) / 1000;
+      for (const agentId of agents) await exec.destroyAgent({ agentId, force: true });
+
+      await warmPool(pools, "bench-noop", 8);
+      const before = procStats(served.child.pid!);
+      const noopWall = await runWorkflow(client, "noop", 8, [
+        {
+          id: "noop",
+          kind: StepKind.MAP,
+          image: nodeImage,
+          execution: ExecutionMode.POOLED,
+          pool: { case: "poolId", value: "bench-noop" },
+          mapItems: items(noopItems, null),
+        },
+      ]);
+      const after = procStats(served.child.pid!);
+      const cpuMsPerTask = ((after.cpuSeconds - before.cpuSeconds) * 1000) / noopItems;
+      rows.push([
+        `${noopItems} no-op items, pre-warmed pool of 8 stream agents`,
+        noopWall.toFixed(2),
+        `bare DispatchTasks ${bareSeconds.toFixed(2)} s`,
+        (noopWall / bareSeconds).toFixed(2),
+      ]);
+      results.noop = {
+        items: noopItems,
+        wall: noopWall,
+        tasksPerSecond: noopItems / noopWall,
+        bareSeconds,
+        bareTasksPerSecond: noopItems / bareSeconds,
+        workflowCpuMsPerTask: cpuMsPerTask,
+        addedWallMsPerTaskPerAgent: ((noopWall - bareSeconds) * 1000 * 8) / noopItems,
+      };
     }
-    const bareSeconds = (performance.now() - bareT0) / 1000;
-    for (const agentId of agents) await exec.destroyAgent({ agentId, force: true });
 
-    await warmPool(pools, "bench-noop", 8);
-    const before = procStats(served.child.pid!);
-    const noopWall = await runWorkflow(client, "noop", 8, [
-      {
-        id: "noop",
-        kind: StepKind.MAP,
-        image: nodeImage,
-        execution: ExecutionMode.POOLED,
-        pool: { case: "poolId", value: "bench-noop" },
-        mapItems: items(noopItems, null),
-      },
-    ]);
-    const after = procStats(served.child.pid!);
-    const cpuMsPerTask = ((after.cpuSeconds - before.cpuSeconds) * 1000) / noopItems;
-    rows.push([
-      `${noopItems} no-op items, pre-warmed pool of 8 stream agents`,
-      noopWall.toFixed(2),
-      `bare DispatchTasks ${bareSeconds.toFixed(2)} s`,
-      (noopWall / bareSeconds).toFixed(2),
-    ]);
-    results.noop = {
-      items: noopItems,
-      wall: noopWall,
-      tasksPerSecond: noopItems / noopWall,
-      bareSeconds,
-      bareTasksPerSecond: noopItems / bareSeconds,
-      workflowCpuMsPerTask: cpuMsPerTask,
-      addedWallMsPerTaskPerAgent: ((noopWall - bareSeconds) * 1000 * 8) / noopItems,
-    };
-
-    // 4: peak memory of a fresh Workflow process, its runs in Redis, running a 100k-item map.
+    // 4: peak memory of fresh Workflow processes, runs in Redis, running a map of a tenth of the
+    // big item count and then the big one: bounded memory means about the same peak for both.
     served.child.kill("SIGTERM");
     redis = await startRedisServer();
-    served = await serveWorkflow({
-      ...env,
-      REDIS_URL: redis.url,
-      NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ""} --max-old-space-size=${bigHeapMiB}`.trim(),
-    });
-    client = served.client;
-    const idle = procStats(served.child.pid!);
-    const bigWall = await runWorkflow(client, "big", 8, [
-      {
-        id: "noop",
-        kind: StepKind.MAP,
-        image: nodeImage,
-        execution: ExecutionMode.POOLED,
-        pool: { case: "poolId", value: "bench-noop" },
-        mapItems: items(bigItems, null),
-      },
-    ]);
-    const big = procStats(served.child.pid!);
-    rows.push([
-      `${bigItems} no-op items, pre-warmed pool of 8, runs in Redis`,
-      bigWall.toFixed(2),
-      `peak RSS ${big.peakRssMiB.toFixed(0)} MiB (idle ${idle.peakRssMiB.toFixed(0)}), heap capped at ${bigHeapMiB} MiB`,
-      "-",
-    ]);
-    results.big = {
-      items: bigItems,
-      wall: bigWall,
-      tasksPerSecond: bigItems / bigWall,
-      peakRssMiB: big.peakRssMiB,
-      heapCapMiB: bigHeapMiB,
-      idlePeakRssMiB: idle.peakRssMiB,
-    };
+    if (!only.has("noop")) await warmPool(pools, "bench-noop", 8);
+    const bigRuns: Array<Record<string, unknown>> = [];
+    for (const n of only.has("big") ? [Math.max(1, Math.round(bigItems / 10)), bigItems] : []) {
+      served = await serveWorkflow({
+        ...env,
+        REDIS_URL: redis.url,
+        NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ""} --max-old-space-size=${bigHeapMiB}`.trim(),
+      });
+      const idle = procStats(served.child.pid!);
+      const marks: Array<[number, number]> = [];
+      const wall = await runWorkflow(
+        served.client,
+        `big-${n}`,
+        8,
+        [
+          {
+            id: "noop",
+            kind: StepKind.MAP,
+            image: nodeImage,
+            execution: ExecutionMode.POOLED,
+            pool: { case: "poolId", value: "bench-noop" },
+            mapItems: items(n, null),
+          },
+        ],
+        marks,
+      );
+      const peak = procStats(served.child.pid!);
+      served.child.kill("SIGTERM");
+      const rates = rateByFifth(marks, n);
+      rows.push([
+        `${n} no-op items, pre-warmed pool of 8, runs in Redis`,
+        wall.toFixed(2),
+        `peak RSS ${peak.peakRssMiB.toFixed(0)} MiB (idle ${idle.peakRssMiB.toFixed(0)}), heap cap ${bigHeapMiB} MiB; tasks/s by fifth ${rates.map((r) => r.toFixed(0)).join(" ")}`,
+        "-",
+      ]);
+      bigRuns.push({
+        items: n,
+        wall,
+        tasksPerSecond: n / wall,
+        tasksPerSecondByFifth: rates,
+        peakRssMiB: peak.peakRssMiB,
+        idlePeakRssMiB: idle.peakRssMiB,
+        heapCapMiB: bigHeapMiB,
+      });
+    }
+    results.big = bigRuns;
 
     const columns: Column[] = [
       { title: "scenario" },
@@ -377,10 +431,12 @@ async function main(): Promise<void> {
     ];
     say(`\nWorkflow benchmark on ${cpus().length} cores\n`);
     say(textTable(columns, rows));
-    const n = results.noop as { tasksPerSecond: number; workflowCpuMsPerTask: number };
-    say(
-      `\nno-op throughput: ${n.tasksPerSecond.toFixed(0)} tasks/s; Workflow service CPU ${n.workflowCpuMsPerTask.toFixed(3)} ms per task`,
-    );
+    const n = results.noop as { tasksPerSecond: number; workflowCpuMsPerTask: number } | undefined;
+    if (n !== undefined) {
+      say(
+        `\nno-op throughput: ${n.tasksPerSecond.toFixed(0)} tasks/s; Workflow service CPU ${n.workflowCpuMsPerTask.toFixed(3)} ms per task`,
+      );
+    }
     say("\n" + markdownTable(columns, rows));
     if (flags.json) console.log(JSON.stringify(results, null, 2));
   } finally {
