@@ -342,8 +342,13 @@ export class AgentManager {
       resultTooLarge: false,
       error: undefined,
     };
-    // The container may have died under the task (OOM of the whole container, docker kill).
-    const inspected = await container.inspect().catch(() => ({ running: false, exit: undefined }));
+    // The container may have died under the task (OOM of the whole container, docker kill). A
+    // command that exited 0 ran to its end in a live container: that case skips the engine call
+    // (a health check or the next task notices a container that dies afterwards).
+    const clean = exit?.exitCode === 0 && runError === undefined && !timedOut;
+    const inspected = clean
+      ? { running: true, exit: undefined }
+      : await container.inspect().catch(() => ({ running: false, exit: undefined }));
     const decided = decideOutcome({
       exitCode: exit?.exitCode,
       oomKilled: (exit?.oomKilled ?? false) || (inspected.exit?.oomKilled ?? false),
