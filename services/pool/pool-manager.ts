@@ -237,6 +237,17 @@ export class PoolManager {
     const granted = await this.acquireInMemory(poolId, holder, waitMs, leaseTtlMs, signal);
     const pool = this.pools.get(poolId);
     if (pool !== undefined) await this.persist(pool); // the lease survives a restart
+    if (signal.aborted) {
+      // The caller went away while the lease was being stored: nobody will ever use or release
+      // it, so the agent goes back now rather than at the lease's expiry.
+      await this.release(
+        granted.lease.leaseId,
+        "unspecified",
+        holder,
+        "its Acquire call ended first",
+      );
+      throw new FailedPreconditionError("the Acquire call ended");
+    }
     return granted;
   }
 
