@@ -14,9 +14,10 @@
 //      CPU time per task. Raw cost: the same tasks sent straight to 8 agents over the Executor's
 //      DispatchTasks stream (no workflow, no pool).
 //   4. --big no-op map items, and a tenth as many first, each in a fresh Workflow process with
-//      its runs in Redis (a redis-server started for the run) as in the mesh: the process's peak
-//      memory (VmHWM) for both (bounded memory: about the same), and the tasks/s over each fifth
-//      of the items (steady throughput: five similar rates).
+//      its runs in Redis (a redis-server started for the run) as in the mesh: the heap the
+//      process holds after each full GC (--trace-gc; bounded memory: the same for both), its peak
+//      RSS (VmHWM, garbage included), and the tasks/s over each fifth of the items (steady
+//      throughput: five similar rates).
 //   --only runs some of the groups (sleep = 1 and 2, noop = 3, big = 4).
 //
 // Needs a Docker engine and the local images (bash scripts/build-images.sh). State, Executor and
@@ -92,25 +93,47 @@ function procStats(pid: number): { cpuSeconds: number; peakRssMiB: number } {
 interface Served {
   child: ChildProcess;
   client: Client<typeof WorkflowService>;
+  /** With `traceGc`: the live heap (MiB) after each full GC (V8's --trace-gc lines). */
+  liveHeapMiB: number[];
 }
 
-/** Starts `agentainer serve workflow`; its URL is read from its "server listening" log line. */
-async function serveWorkflow(env: Record<string, string>): Promise<Served> {
-  const child = spawn(process.execPath, [bin, "serve", "workflow"], {
-    env: { ...process.env, ...env },
-    stdio: ["ignore", "pipe", "inherit"],
-  });
+/**
+ * Starts `agentainer serve workflow`; its URL is read from its "server listening" log line. With
+ * `traceGc`, the process runs with --trace-gc and the heap left after each mark-compact is kept:
+ * what the process really holds, unlike its peak RSS, which includes garbage not yet collected.
+ */
+async function serveWorkflow(env: Record<string, string>, traceGc = false): Promise<Served> {
+  const child = spawn(
+    process.execPath,
+    [...(traceGc ? ["--trace-gc"] : []), bin, "serve", "workflow"],
+    {
+      env: { ...process.env, ...env },
+      stdio: ["ignore", "pipe", "inherit"],
+    },
+  );
+  const liveHeapMiB: number[] = [];
+  let rest = "";
+  let out = "";
   const url = await new Promise<string>((resolve, reject) => {
-    let out = "";
     child.stdout!.on("data", (chunk: Buffer) => {
-      out += chunk.toString();
-      const m = /"url":"([^"]+)"[^\n]*"msg":"server listening"/.exec(out);
-      if (m) resolve(m[1]!);
+      const text = rest + chunk.toString();
+      const lines = text.split("\n");
+      rest = lines.pop() ?? "";
+      for (const line of lines) {
+        const gc = /Mark-Compact [\d.]+ \([\d.]+\) -> ([\d.]+) \(/.exec(line);
+        if (gc) liveHeapMiB.push(Number(gc[1]));
+        const m = /"url":"([^"]+)"[^\n]*"msg":"server listening"/.exec(line);
+        if (m) resolve(m[1]!);
+        else if (out.length < 100_000) out += line + "\n";
+      }
     });
     child.once("exit", (code) => reject(new Error(`workflow service exited (${code}): ${out}`)));
   });
-  child.stdout!.resume();
-  return { child, client: createClient(WorkflowService, createGrpcTransport({ baseUrl: url })) };
+  return {
+    child,
+    client: createClient(WorkflowService, createGrpcTransport({ baseUrl: url })),
+    liveHeapMiB,
+  };
 }
 
 /**
@@ -379,11 +402,15 @@ async function main(): Promise<void> {
     if (!only.has("noop")) await warmPool(pools, "bench-noop", 8);
     const bigRuns: Array<Record<string, unknown>> = [];
     for (const n of only.has("big") ? [Math.max(1, Math.round(bigItems / 10)), bigItems] : []) {
-      served = await serveWorkflow({
-        ...env,
-        REDIS_URL: redis.url,
-        NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ""} --max-old-space-size=${bigHeapMiB}`.trim(),
-      });
+      served = await serveWorkflow(
+        {
+          ...env,
+          REDIS_URL: redis.url,
+          NODE_OPTIONS:
+            `${process.env.NODE_OPTIONS ?? ""} --max-old-space-size=${bigHeapMiB}`.trim(),
+        },
+        true,
+      );
       const idle = procStats(served.child.pid!);
       const marks: Array<[number, number]> = [];
       const wall = await runWorkflow(
@@ -405,10 +432,14 @@ async function main(): Promise<void> {
       const peak = procStats(served.child.pid!);
       served.child.kill("SIGTERM");
       const rates = rateByFifth(marks, n);
+      // Live heap after full GCs over the run: its largest, and its median (steady state).
+      const live = [...served.liveHeapMiB].sort((a, b) => a - b);
+      const liveMax = live.at(-1) ?? 0;
+      const liveMedian = live[Math.floor(live.length / 2)] ?? 0;
       rows.push([
         `${n} no-op items, pre-warmed pool of 8, runs in Redis`,
         wall.toFixed(2),
-        `peak RSS ${peak.peakRssMiB.toFixed(0)} MiB (idle ${idle.peakRssMiB.toFixed(0)}), heap cap ${bigHeapMiB} MiB; tasks/s by fifth ${rates.map((r) => r.toFixed(0)).join(" ")}`,
+        `live heap after GC ${liveMedian.toFixed(0)} MiB median, ${liveMax.toFixed(0)} max; peak RSS ${peak.peakRssMiB.toFixed(0)} MiB (idle ${idle.peakRssMiB.toFixed(0)}), heap cap ${bigHeapMiB} MiB; tasks/s by fifth ${rates.map((r) => r.toFixed(0)).join(" ")}`,
         "-",
       ]);
       bigRuns.push({
@@ -418,6 +449,7 @@ async function main(): Promise<void> {
         tasksPerSecondByFifth: rates,
         peakRssMiB: peak.peakRssMiB,
         idlePeakRssMiB: idle.peakRssMiB,
+        liveHeapAfterGcMiB: { median: liveMedian, max: liveMax, fullGcs: live.length },
         heapCapMiB: bigHeapMiB,
       });
     }

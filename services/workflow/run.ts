@@ -26,7 +26,7 @@ import { StepRun, type Flight, type HeldLease } from "./step-run.js";
 import { attemptTaskId, taskInput, workflowResult, type TaskEnd } from "./task-input.js";
 import { inlinePoolId } from "./pools.js";
 import { inlineItems, ItemReader, itemsPerPage, pagesPerWrite, toItemPages } from "./map-items.js";
-import { collectWithin, taskEndPages } from "./task-ends.js";
+import { collectWithin, outputWithin, taskEndPages } from "./task-ends.js";
 
 /** Knobs of the engine (see config.ts for their environment variables). */
 export interface EngineSettings {
@@ -763,9 +763,9 @@ export class Run {
       if (d.kind === "task" || d.kind === "reduce") output = step.singleResult ?? null;
       else {
         // Built only up to the output limit: a wider step's output stays in its jobs.
-        const ends = await collectWithin(this.taskEndsOf(step), this.svc.settings.maxOutputBytes);
-        if (ends === undefined) omitted = true;
-        else output = ends.map((e) => (e.succeeded ? (e.result ?? null) : null));
+        const entries = await outputWithin(this.taskEndsOf(step), this.svc.settings.maxOutputBytes);
+        if (entries === undefined) omitted = true;
+        else output = entries;
       }
     }
     if (this.done) return;

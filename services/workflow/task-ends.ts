@@ -54,7 +54,24 @@ export async function collectWithin(
   limitBytes: number,
   withFailures = false,
 ): Promise<TaskEnd[] | undefined> {
-  const all: TaskEnd[] = [];
+  return collectAs(pages, limitBytes, withFailures, (e) => e);
+}
+
+/** A step's output (one entry per task, null where it did not succeed) within the limit. */
+export function outputWithin(
+  pages: AsyncIterable<TaskEnd[]>,
+  limitBytes: number,
+): Promise<JsonValue[] | undefined> {
+  return collectAs(pages, limitBytes, false, (e) => (e.succeeded ? (e.result ?? null) : null));
+}
+
+async function collectAs<T>(
+  pages: AsyncIterable<TaskEnd[]>,
+  limitBytes: number,
+  withFailures: boolean,
+  pick: (e: TaskEnd) => T,
+): Promise<T[] | undefined> {
+  const all: T[] = [];
   // "[" and "]", then each entry and its comma.
   let bytes = 2;
   for await (const page of pages) {
@@ -63,7 +80,7 @@ export async function collectWithin(
       // {"index":n,"error":"..."},
       if (withFailures && !e.succeeded) bytes += 20 + String(e.index).length + jsonBytes(e.error);
       if (bytes > limitBytes) return undefined;
-      all.push(e);
+      all.push(pick(e));
     }
   }
   return all;
