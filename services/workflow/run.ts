@@ -438,8 +438,9 @@ export class Run {
   }
 
   /**
-   * Reads what the step's tasks receive: parents' outputs, MAP items, REDUCE fan-in. A MAP from_step
-   * reads its items from `parents`; its tasks get their own item, not that parent (see taskInput).
+   * Reads what the step's tasks receive besides MAP items (see resolveItems): the pool's mode,
+   * parents' outputs, REDUCE fan-in. A parent whose output was too large to assemble can only be
+   * the step's source of work.
    */
   private async prepareInputs(step: StepRun): Promise<void> {
     const d = step.def;
@@ -455,7 +456,7 @@ export class Run {
       d.dependsOn.map((p) => {
         const parent = this.steps.get(p) as StepRun;
         if (parent.record.outputOmitted === true && p !== workFrom) {
-          throw new Error(`parent ${p}: ${this.tooLarge(`its output`)} to hand to a task`);
+          throw new Error(`parent ${p}: its output is ${this.tooLarge()} to hand to a task`);
         }
         return [p, parent.status === "skipped" ? null : (parent.record.output ?? null)];
       }),
@@ -471,18 +472,16 @@ export class Run {
           true,
         );
         if (ends === undefined) {
-          throw new Error(
-            `the results of step ${source}: ${this.tooLarge("they are")} for one task`,
-          );
+          throw new Error(`the results of step ${source} are ${this.tooLarge()} for one task`);
         }
         step.fanIn = ends;
       }
     }
   }
 
-  private tooLarge(what: string): string {
+  private tooLarge(): string {
     const limit = this.svc.settings.maxOutputBytes;
-    return `${what} larger than ${limit} bytes of JSON (WORKFLOW_MAX_OUTPUT_BYTES), too large`;
+    return `larger than ${limit} bytes of JSON (WORKFLOW_MAX_OUTPUT_BYTES), too large`;
   }
 
   private itemReader(step: StepRun, width: number): ItemReader {
@@ -550,7 +549,7 @@ export class Run {
     if (src?.from === "step" && this.steps.get(src.stepId)?.record.outputOmitted === true) {
       if (src.pointer.length > 0) {
         throw new Error(
-          `map_items: the output of step ${src.stepId} is ${this.tooLarge("")} to resolve a path in; take its items whole (no path)`,
+          `map_items: the output of step ${src.stepId} is ${this.tooLarge()} to resolve a path in; take its items whole (no path)`,
         );
       }
       return "from jobs";
