@@ -622,9 +622,7 @@ describe("wide MAP steps on fakes: items in pages, outputs past the limit left i
       /parent a: its output is larger than 10000 bytes of JSON \(WORKFLOW_MAX_OUTPUT_BYTES\), too large to hand to a task/,
     );
     expect(byId.r!.status).toBe("failed");
-    expect(byId.r!.statusMessage).toMatch(
-      /the results of step a are larger than 10000 bytes/,
-    );
+    expect(byId.r!.statusMessage).toMatch(/the results of step a are larger than 10000 bytes/);
     expect(byId.p!.status).toBe("failed");
     expect(byId.p!.statusMessage).toMatch(/take its items whole \(no path\)/);
     // No task of the failed steps ever ran.
