@@ -28,6 +28,7 @@ Workflow service (port 7071):
   WORKFLOW_LEASE_MAX_AGE_MS    longest a step keeps one lease across tasks (30000)
   WORKFLOW_PROGRESS_INTERVAL_MS  progress events coalesced to one per interval (250)
   WORKFLOW_MAX_MAP_ITEMS       most items of a MAP step (1000000)
+  WORKFLOW_MAX_OUTPUT_BYTES    largest step output assembled whole, JSON bytes (4194304)
   WORKFLOW_POOL_MAX_SIZE_LIMIT largest inline pool: the Pool's POOL_MAX_SIZE_LIMIT (256)
   WORKFLOW_REDIS_PREFIX        prefix of the service's Redis keys (agentainer:workflow:)
   WORKFLOW_INSTANCE_ID         this instance's name in run claims (hostname-pid-random)
