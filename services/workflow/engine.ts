@@ -304,10 +304,9 @@ export class WorkflowEngine {
     const run = this.runs.get(workflowId);
     const record =
       run !== undefined && !run.ended ? run.record : await this.o.store.get(workflowId);
-    const { definition } = this.definitionOf(record);
-    const request =
-      this.definitions.get(workflowId)?.request ??
-      fromBinary(CreateWorkflowRequestSchema, record.request);
+    const known = this.definitionOf(record);
+    const definition = known.definition;
+    const request = known.request ?? fromBinary(CreateWorkflowRequestSchema, record.request);
     let steps: StepRecord[];
     if (run !== undefined && !run.ended) {
       steps = definition.steps.map((s) => run.steps.get(s.id)?.record as StepRecord);
@@ -357,7 +356,11 @@ export class WorkflowEngine {
   // ---------------------------------------------------------------------------------------------
   // Runs
 
-  private definitionOf(record: WorkflowRecord): { definition: WorkflowDefinition } {
+  /** The run's definition, and its decoded request when that is at hand (cached, or just decoded). */
+  private definitionOf(record: WorkflowRecord): {
+    definition: WorkflowDefinition;
+    request: CreateWorkflowRequest | undefined;
+  } {
     const cached = this.definitions.get(record.workflowId);
     if (cached !== undefined) return cached;
     const request = fromBinary(CreateWorkflowRequestSchema, record.request);
@@ -368,7 +371,7 @@ export class WorkflowEngine {
     }
     const small = record.request.byteLength <= maxCachedRequestBytes;
     this.definitions.set(record.workflowId, { request: small ? request : undefined, definition });
-    return { definition };
+    return { definition, request };
   }
 
   private async claim(workflowId: string): Promise<number> {
