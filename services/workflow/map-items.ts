@@ -34,7 +34,11 @@ export function toItemPages(
  * one store read.
  */
 export class ItemReader {
-  private readonly pages = new Map<number, Promise<readonly JsonValue[]>>();
+  /** By page number, least recently used first: the read in progress, and its items once read. */
+  private readonly pages = new Map<
+    number,
+    { loading: Promise<readonly JsonValue[]>; items?: readonly JsonValue[] }
+  >();
 
   constructor(
     private readonly stepId: string,
@@ -43,29 +47,57 @@ export class ItemReader {
     private readonly keepPages = 4,
   ) {}
 
+  /**
+   * The item at once when its page is in memory, else a promise of it: a task launched from a
+   * page already read goes on in the same tick (and takes its step's idle lease before another
+   * task's end gives that lease back).
+   */
+  read(index: number): JsonValue | Promise<JsonValue> {
+    const page = this.page(index);
+    const items = page.items;
+    if (items === undefined) return page.loading.then((read) => this.pick(read, index));
+    return this.pick(items, index);
+  }
+
   async get(index: number): Promise<JsonValue> {
+    const page = this.page(index);
+    return this.pick(page.items ?? (await page.loading), index);
+  }
+
+  private page(index: number) {
     if (!Number.isInteger(index) || index < 0 || index >= this.width) {
       throw new RangeError(`step ${this.stepId} has no item ${index} (it has ${this.width})`);
     }
-    const page = Math.floor(index / itemsPerPage);
-    let items = this.pages.get(page);
-    if (items === undefined) {
-      items = this.read(page);
-      this.pages.set(page, items);
-      items.catch(() => this.pages.delete(page));
-      if (this.pages.size > this.keepPages) {
-        const oldest = this.pages.keys().next().value as number;
-        this.pages.delete(oldest);
-      }
-    } else {
+    const number = Math.floor(index / itemsPerPage);
+    const page = this.pages.get(number);
+    if (page !== undefined) {
       // Most recently used last.
-      this.pages.delete(page);
-      this.pages.set(page, items);
+      this.pages.delete(number);
+      this.pages.set(number, page);
+      return page;
     }
-    return (await items)[index - page * itemsPerPage] ?? null;
+    const loading = this.readPage(number);
+    const entry: { loading: Promise<readonly JsonValue[]>; items?: readonly JsonValue[] } = {
+      loading,
+    };
+    this.pages.set(number, entry);
+    loading.then(
+      (items) => (entry.items = items),
+      () => {
+        if (this.pages.get(number) === entry) this.pages.delete(number);
+      },
+    );
+    if (this.pages.size > this.keepPages) {
+      this.pages.delete(this.pages.keys().next().value as number);
+    }
+    return entry;
   }
 
-  private async read(page: number): Promise<readonly JsonValue[]> {
+  private pick(items: readonly JsonValue[], index: number): JsonValue {
+    return items[index % itemsPerPage] ?? null;
+  }
+
+  private async readPage(page: number): Promise<readonly JsonValue[]> {
     const text = await this.load(page);
     if (text === undefined) {
       throw new Error(`item page ${page} of step ${this.stepId} is missing from the run store`);

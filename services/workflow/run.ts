@@ -932,7 +932,8 @@ export class Run {
   private async fly(step: StepRun, flight: Flight, decide: boolean): Promise<void> {
     const d = step.def;
     const job = flight.job;
-    const item = step.items === undefined ? undefined : await step.items.get(job.index);
+    const read = step.items?.read(job.index);
+    const item = read instanceof Promise ? await read : read;
     // Against the state as the step's first evaluation read it (see itemState).
     if (decide && d.kind === "map" && d.when?.usesItem) {
       let holds: boolean;
