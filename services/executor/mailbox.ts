@@ -1,12 +1,13 @@
 import { execFile } from "node:child_process";
-import { closeSync, constants, openSync, readSync } from "node:fs";
-import { chmod, mkdir, open, rm, stat, writeFile } from "node:fs/promises";
+import { closeSync, constants, readSync, rmSync } from "node:fs";
+import { chmod, mkdir, rm } from "node:fs/promises";
 import { Socket } from "node:net";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { promisify } from "node:util";
 import type { Logger } from "../../lib/logger.js";
 import { contractEnv, inlineInputBytes, mailboxFiles, maxResultBytes } from "./contract.js";
+import { isFifo, openFifo, readHead, replaceFile, type HeadRead } from "./mailbox-files.js";
 import type { StateReply } from "./state-relay.js";
 
 const run = promisify(execFile);
@@ -29,6 +30,11 @@ export interface MailboxOutput {
   resultTooLarge: boolean;
   /** Text of the error file (at most its first maxErrorBytes); undefined when none. */
   error: string | undefined;
+  /**
+   * Set when the agent left something other than a regular file where the result or error file
+   * belongs (a symbolic link, say): what was there. It was not read; the task fails with this.
+   */
+  refused?: string;
 }
 
 /** Most bytes of an error file that reach the user. */
@@ -63,7 +69,11 @@ export class Mailbox {
     // A directory a previous Executor process left (an adopted agent's) keeps its pipes: the
     // container has them mounted, so they must be reused, not replaced.
     const missing = [];
-    for (const pipe of [req, res]) if (!(await isFifo(pipe))) missing.push(pipe);
+    for (const pipe of [req, res]) {
+      if (isFifo(pipe)) continue;
+      rmSync(pipe, { force: true, recursive: true }); // whatever an agent put there instead
+      missing.push(pipe);
+    }
     if (missing.length > 0) await run("mkfifo", ["-m", "666", ...missing]);
     box.requests = openPipe(req, true);
     box.replies = openPipe(res, false);
@@ -87,30 +97,36 @@ export class Mailbox {
   }
 
   /**
-   * Binds the mailbox to a task: writes its input, clears old result and error files, and drops
-   * any reply an earlier task left unread, so the new task never reads another's reply.
+   * Binds the mailbox to a task: writes its input, makes empty result and error files, and
+   * drops any reply an earlier task left unread, so the new task never reads another's reply.
+   * Each file is made anew (mailbox-files.ts): whatever an earlier task left under those names,
+   * a link to a host file say, is removed, never written through.
    */
   async bind(task: MailboxTask): Promise<void> {
     drainPipe(join(this.dir, mailboxFiles.stateResponse));
     this.task = task;
-    await Promise.all([
-      writeWorldWritable(join(this.dir, mailboxFiles.input), task.inputJson + "\n"),
-      writeWorldWritable(join(this.dir, mailboxFiles.result), ""),
-      writeWorldWritable(join(this.dir, mailboxFiles.error), ""),
-    ]);
+    await replaceFile(join(this.dir, mailboxFiles.input), task.inputJson + "\n");
+    await replaceFile(join(this.dir, mailboxFiles.result), "");
+    await replaceFile(join(this.dir, mailboxFiles.error), "");
   }
 
-  /** Reads what the agent wrote, then unbinds: later state requests are refused. */
+  /**
+   * Reads what the agent wrote, then unbinds: later state requests are refused. Only regular
+   * files are read: anything else under those names is reported in `refused`.
+   */
   async collect(): Promise<MailboxOutput> {
     this.task = undefined;
-    const [result, error] = await Promise.all([
-      readHead(join(this.dir, mailboxFiles.result), maxResultBytes),
-      readHead(join(this.dir, mailboxFiles.error), maxErrorBytes),
-    ]);
+    const result = await readHead(join(this.dir, mailboxFiles.result), maxResultBytes);
+    const error = await readHead(join(this.dir, mailboxFiles.error), maxErrorBytes);
+    const refused = [
+      refusal(mailboxFiles.result, contractEnv.resultFile, result),
+      refusal(mailboxFiles.error, contractEnv.errorFile, error),
+    ].filter((r) => r !== undefined);
     return {
-      result: result?.truncated ? undefined : result?.text,
-      resultTooLarge: result?.truncated ?? false,
-      error: error?.text,
+      result: result.kind === "text" && !result.truncated ? result.text : undefined,
+      resultTooLarge: result.kind === "text" && result.truncated,
+      error: error.kind === "text" ? error.text : undefined,
+      ...(refused.length > 0 ? { refused: refused.join("; ") } : {}),
     };
   }
 
@@ -150,59 +166,29 @@ export class Mailbox {
 /** Opens a named pipe read-write and non-blocking (never blocks on Linux) as a socket. */
 function openPipe(path: string, readable: boolean): Socket {
   // A raw fd (not a FileHandle, which would close it again when collected): the socket owns it.
-  const fd = openSync(path, constants.O_RDWR | constants.O_NONBLOCK);
+  const fd = openFifo(path, constants.O_RDWR);
   const socket = new Socket({ fd, readable, writable: !readable });
   socket.on("error", () => undefined); // closed with the mailbox
   return socket;
-}
-
-async function isFifo(path: string): Promise<boolean> {
-  try {
-    return (await stat(path)).isFIFO();
-  } catch {
-    return false;
-  }
 }
 
 /** Reads and discards whatever is buffered in a named pipe (never blocks). */
 function drainPipe(path: string): void {
   let fd: number | undefined;
   try {
-    fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
+    fd = openFifo(path, constants.O_RDONLY); // throws if the agent put something else there
     const buf = Buffer.alloc(65536);
     while (readSync(fd, buf, 0, buf.length, null) > 0) {
       // discard
     }
   } catch {
-    // EAGAIN: nothing (more) buffered
+    // EAGAIN: nothing (more) buffered; or no pipe there (the agent's state requests then fail)
   } finally {
     if (fd !== undefined) closeSync(fd);
   }
 }
 
-async function writeWorldWritable(path: string, text: string): Promise<void> {
-  await writeFile(path, text, { mode: 0o666 });
-  await chmod(path, 0o666);
-}
-
-/** The first `max` bytes of a file as text; undefined when it is empty or absent. */
-async function readHead(
-  path: string,
-  max: number,
-): Promise<{ text: string; truncated: boolean } | undefined> {
-  let fh;
-  try {
-    fh = await open(path, "r");
-  } catch {
-    return undefined;
-  }
-  try {
-    const { size } = await fh.stat();
-    if (size === 0) return undefined;
-    const buf = Buffer.alloc(Math.min(size, max));
-    const { bytesRead } = await fh.read(buf, 0, buf.length, 0);
-    return { text: buf.subarray(0, bytesRead).toString("utf8"), truncated: size > max };
-  } finally {
-    await fh.close();
-  }
+function refusal(name: string, envName: string, found: HeadRead): string | undefined {
+  if (found.kind !== "refused") return undefined;
+  return `the agent left ${found.what} where its ${name} belongs (${envName}); only a regular file is read there`;
 }

@@ -27,8 +27,9 @@ export interface Decided {
 
 /**
  * The contract's rules for how a cold or exec task ended (docs/agent-protocol.md, "Results
- * and failures"), in order: cancelled, timed out, OOM-killed, could not run, non-zero exit, an
- * error file, then the result (the result file, else the last line of stdout if it is JSON).
+ * and failures"), in order: cancelled, timed out, OOM-killed, could not run, a result or error
+ * file that is not a regular file, non-zero exit, an error file, then the result (the result
+ * file, else the last line of stdout if it is JSON).
  */
 export function decideOutcome(end: ProcessEnd): Decided {
   const failed = (status: TaskStatus, error: string): Decided => ({
@@ -48,6 +49,7 @@ export function decideOutcome(end: ProcessEnd): Decided {
     );
   }
   if (end.runError !== undefined) return failed("failed", end.runError);
+  if (end.mailbox.refused !== undefined) return failed("failed", end.mailbox.refused);
   if (end.exitCode !== undefined && end.exitCode !== 0) {
     const why = agentError || lastLine(end.stderr) || lastLine(end.stdout);
     return failed("failed", `exited with code ${end.exitCode}${why ? `: ${why}` : ""}`);

@@ -1,5 +1,5 @@
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { randomUUID } from "node:crypto";
@@ -164,6 +164,63 @@ describe("the Executor on Docker: isolation, limits and debugging", () => {
       spec: { image: shellImage, command: ["true"], keep: KeepContainer.ON_FAILURE },
     });
     expect(() => inspect(ok.result!.containerId)).toThrow();
+  });
+
+  it("never reads or writes a host file through a link an agent leaves in its mailbox", async () => {
+    // The mailbox is a host directory the agent writes in; the Executor runs as root on the
+    // host. A link there named like a mailbox file must not be followed: neither read back to
+    // the user (cold and exec) nor written and chmod-ed by the next task's bind (exec).
+    const hostDir = mkdtempSync(join(tmpdir(), "agentainer-host-"));
+    const secret = join(hostDir, "secret");
+    const victim = join(hostDir, "victim");
+    writeFileSync(secret, "host secret\n", { mode: 0o600 });
+    writeFileSync(victim, "host file\n", { mode: 0o644 });
+    const plant = [
+      `ln -sf ${secret} "$AGENTAINER_RESULT_FILE"`,
+      `ln -sf ${secret} "$AGENTAINER_ERROR_FILE"`,
+      `ln -sf ${victim} "$AGENTAINER_INPUT_FILE"`,
+    ].join("; ");
+    const refusedText =
+      "the agent left a symbolic link where its result.json belongs (AGENTAINER_RESULT_FILE); " +
+      "only a regular file is read there; the agent left a symbolic link where its error.txt " +
+      "belongs (AGENTAINER_ERROR_FILE); only a regular file is read there";
+    let agentId = "";
+    try {
+      const cold = await client.runTask({
+        ref: ref(),
+        spec: { image: shellImage, command: ["sh", "-c", plant] },
+      });
+      expect(cold.result?.status).toBe(TaskStatus.FAILED);
+      expect(cold.result?.error).toBe(refusedText);
+
+      const created = await client.createAgent({
+        spec: { image: shellImage, command: ["sleep", "3600"], mode: AgentMode.EXEC },
+      });
+      agentId = created.agent!.agentId;
+      const first = await client.runTaskOnAgent({
+        agentId,
+        ref: { ...ref(), index: 0 },
+        command: ["sh", "-c", plant],
+      });
+      expect(first.result?.status).toBe(TaskStatus.FAILED);
+      expect(first.result?.error).toBe(refusedText);
+      // The next task's bind replaces the links with fresh files; the agent gets its own input.
+      const second = await client.runTaskOnAgent({
+        agentId,
+        ref: { ...ref(), index: 1 },
+        command: ["sh", "-c", 'cat "$AGENTAINER_INPUT_FILE"'],
+        input: fromJson(ValueSchema, { mine: true }),
+      });
+      expect(second.result?.status).toBe(TaskStatus.SUCCEEDED);
+      expect(Buffer.from(second.result!.stdout).toString()).toBe('{"mine":true}\n');
+      expect(readFileSync(secret, "utf8")).toBe("host secret\n");
+      expect(readFileSync(victim, "utf8")).toBe("host file\n");
+      expect(statSync(secret).mode & 0o777).toBe(0o600);
+      expect(statSync(victim).mode & 0o777).toBe(0o644);
+    } finally {
+      if (agentId) await client.destroyAgent({ agentId, force: true });
+      rmSync(hostDir, { recursive: true, force: true });
+    }
   });
 
   it("names a missing image, pulls nothing, and starts nothing", async () => {

@@ -54,6 +54,20 @@ describe("decideOutcome (the contract's result rules)", () => {
     expect(decideOutcome(end({ exitCode: 2 })).error).toBe("exited with code 2");
   });
 
+  it("fails a task whose agent left something other than a regular file as its result or error", () => {
+    const refused = "the agent left a symbolic link where its result.json belongs";
+    const mailbox = { result: undefined, resultTooLarge: false, error: undefined, refused };
+    expect(decideOutcome(end({ exitCode: 0, mailbox, stdout: Buffer.from("{}") }))).toEqual({
+      status: "failed",
+      result: undefined,
+      error: refused,
+    });
+    expect(decideOutcome(end({ exitCode: 3, mailbox })).error).toBe(refused);
+    expect(decideOutcome(end({ exitCode: 137, oomKilled: true, mailbox })).status).toBe(
+      "oom_killed",
+    );
+  });
+
   it("reads the result file, else a JSON last line of stdout, else no result", () => {
     const file = { result: "[1,2]", resultTooLarge: false, error: undefined };
     expect(decideOutcome(end({ mailbox: file, stdout: Buffer.from('{"no":1}') })).result).toEqual([
