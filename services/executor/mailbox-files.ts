@@ -7,11 +7,14 @@ import {
   openSync,
   read,
   readSync,
-  rmSync,
+  renameSync,
+  unlinkSync,
   writeSync,
   type Stats,
 } from "node:fs";
+import { randomUUID } from "node:crypto";
 import { open } from "node:fs/promises";
+import { dirname, join } from "node:path";
 import { promisify } from "node:util";
 
 /*
@@ -39,7 +42,7 @@ const syncBytes = 64 * 1024;
  * Fails with EEXIST if something reappears at `path` between the removal and the creation.
  */
 export async function replaceFile(path: string, text: string): Promise<void> {
-  rmSync(path, { force: true, recursive: true }); // never follows links, inside or at the top
+  removeEntry(path);
   const flags = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW;
   const data = Buffer.from(text, "utf8");
   if (data.length <= syncBytes) {
@@ -58,6 +61,22 @@ export async function replaceFile(path: string, text: string): Promise<void> {
     await file.writeFile(data);
   } finally {
     await file.close();
+  }
+}
+
+/**
+ * Removes the entry at `path` itself, whatever it is. A directory is not walked (the agent may
+ * still run, and could swap a directory inside for a link to a host one between the check and the
+ * removal): it is renamed aside, and goes when the whole mailbox is removed, after the container.
+ */
+export function removeEntry(path: string): void {
+  try {
+    unlinkSync(path); // a link is removed, not followed
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === "ENOENT") return;
+    if (code !== "EISDIR" && code !== "EPERM") throw err;
+    renameSync(path, join(dirname(path), `.replaced-${randomUUID()}`));
   }
 }
 

@@ -1,5 +1,5 @@
 import { execFile } from "node:child_process";
-import { closeSync, constants, readSync, rmSync } from "node:fs";
+import { closeSync, constants, readSync } from "node:fs";
 import { chmod, mkdir, rm } from "node:fs/promises";
 import { Socket } from "node:net";
 import { join } from "node:path";
@@ -7,7 +7,14 @@ import { createInterface } from "node:readline";
 import { promisify } from "node:util";
 import type { Logger } from "../../lib/logger.js";
 import { contractEnv, inlineInputBytes, mailboxFiles, maxResultBytes } from "./contract.js";
-import { isFifo, openFifo, readHead, replaceFile, type HeadRead } from "./mailbox-files.js";
+import {
+  isFifo,
+  openFifo,
+  readHead,
+  removeEntry,
+  replaceFile,
+  type HeadRead,
+} from "./mailbox-files.js";
 import type { StateReply } from "./state-relay.js";
 
 const run = promisify(execFile);
@@ -71,7 +78,7 @@ export class Mailbox {
     const missing = [];
     for (const pipe of [req, res]) {
       if (isFifo(pipe)) continue;
-      rmSync(pipe, { force: true, recursive: true }); // whatever an agent put there instead
+      removeEntry(pipe); // whatever an agent put there instead
       missing.push(pipe);
     }
     if (missing.length > 0) await run("mkfifo", ["-m", "666", ...missing]);

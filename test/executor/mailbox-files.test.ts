@@ -2,7 +2,9 @@ import { execFileSync } from "node:child_process";
 import {
   mkdirSync,
   mkdtempSync,
+  readdirSync,
   readFileSync,
+  readlinkSync,
   rmSync,
   statSync,
   symlinkSync,
@@ -49,6 +51,10 @@ describe("mailbox files", () => {
     await replaceFile(path, big);
     expect(readFileSync(path, "utf8")).toBe(big);
     expect(readFileSync(outside, "utf8")).toBe("host data\n");
+    // The directory was moved aside whole, not walked: its link is still there, not followed.
+    const aside = readdirSync(dir).filter((n) => n.startsWith(".replaced-"));
+    expect(aside).toHaveLength(1);
+    expect(readlinkSync(join(dir, aside[0]!, "deep", "link"))).toBe(outside);
     rmSync(path);
     execFileSync("mkfifo", [path]);
     await replaceFile(path, "");
