@@ -51,6 +51,14 @@ export function checkTaskRef(ref: TaskRefInput | undefined, field = "ref"): Task
       { field: `${field}.task_id` },
     );
   }
+  // A task's mailbox is a directory named by its id: "." and ".." would name the mailboxes'
+  // parent (every other task's files, mounted into this one, and removed with it).
+  if (ref.taskId === "." || ref.taskId === "..") {
+    throw new InvalidArgumentError(
+      `${field}.task_id "${ref.taskId}" is invalid: "." and ".." are not ids; use other characters too`,
+      { field: `${field}.task_id` },
+    );
+  }
   return {
     workflowId: ref.workflowId,
     stepId: ref.stepId,

@@ -250,6 +250,15 @@ export function executorSuite(rt: SuiteRuntime): void {
       expect(await code(client.runTask({ ref, spec: { ...shell("true"), network: 3 } }))).toBe(
         Code.PermissionDenied,
       );
+      // "." and ".." would name the directory of every task's mailbox.
+      for (const taskId of [".", ".."]) {
+        const err = await client
+          .runTask({ ref: { ...ref, taskId }, spec: shell("true") })
+          .catch((e: unknown) => ConnectError.from(e));
+        expect(err).toBeInstanceOf(ConnectError);
+        expect((err as ConnectError).code).toBe(Code.InvalidArgument);
+        expect((err as ConnectError).rawMessage).toContain('"." and ".." are not ids');
+      }
       expect(await code(client.getTask({ taskId: "nope" }))).toBe(Code.NotFound);
       expect(await code(client.getAgent({ agentId: "nope" }))).toBe(Code.NotFound);
       expect(await code(client.runTaskOnAgent({ agentId: "nope", ref, command: ["true"] }))).toBe(

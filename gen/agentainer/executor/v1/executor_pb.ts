@@ -83,7 +83,7 @@ export type TaskRef = Message<"agentainer.executor.v1.TaskRef"> & {
 
   /**
    * The task's id, unique across the Executor: 1 to 128 characters of
-   * [A-Za-z0-9_.-]. Empty: one is generated. A caller that wants to retry
+   * [A-Za-z0-9_.-], but not "." or "..". Empty: one is generated. A caller that wants to retry
    * a call safely sets it (deterministically, for instance
    * `<workflow>.<step>.<index>.<attempt>`); see RunTask.
    *
