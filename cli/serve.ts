@@ -46,6 +46,9 @@ Executor service (port 7074):
   EXECUTOR_MAX_INPUT_BYTES     largest task input (4194304)
   EXECUTOR_MAX_OUTPUT_BYTES    stdout/stderr kept per task and stream (1048576)
   EXECUTOR_TASK_RETENTION_MS   how long ended tasks stay queryable (86400000)
+  EXECUTOR_TASK_RETENTION_MAX, EXECUTOR_TASK_RETENTION_BYTES
+                               most ended tasks, and bytes of their output, kept; past either
+                               the oldest-ended are forgotten sooner (100000, 268435456)
   EXECUTOR_ALLOW_HOST_NETWORK  allow NETWORK_MODE_HOST (false)
 
 Pool service (port 7072):

@@ -42,6 +42,10 @@ export const executorConfigSchema = commonConfigSchema.extend({
   EXECUTOR_MAX_OUTPUT_BYTES: env.positiveInt(1 * MiB),
   /** How long ended tasks stay queryable, in milliseconds (24 h). */
   EXECUTOR_TASK_RETENTION_MS: env.positiveInt(24 * 60 * 60 * 1000),
+  /** Most ended tasks kept; past it the oldest are forgotten before their time. */
+  EXECUTOR_TASK_RETENTION_MAX: env.positiveInt(100_000),
+  /** Most bytes of output the ended tasks keep in all; past it the oldest are forgotten. */
+  EXECUTOR_TASK_RETENTION_BYTES: env.positiveInt(256 * MiB),
   /** Allow NETWORK_MODE_HOST. */
   EXECUTOR_ALLOW_HOST_NETWORK: z
     .enum(["true", "false"], { message: "must be true or false" })

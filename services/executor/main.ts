@@ -70,7 +70,11 @@ export async function createExecutorService(
   const tasks = new TaskRegistry({
     nodeId: config.EXECUTOR_NODE_ID,
     maxOutputBytes: config.EXECUTOR_MAX_OUTPUT_BYTES,
-    retentionMs: config.EXECUTOR_TASK_RETENTION_MS,
+    retention: {
+      ms: config.EXECUTOR_TASK_RETENTION_MS,
+      maxTasks: config.EXECUTOR_TASK_RETENTION_MAX,
+      maxOutputBytes: config.EXECUTOR_TASK_RETENTION_BYTES,
+    },
     listener: taskEventPublisher(bus, now),
   });
   const ctx: ExecutorContext = {

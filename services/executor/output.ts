@@ -43,6 +43,11 @@ export class TaskOutput {
     return this.ended;
   }
 
+  /** Bytes retained, both streams together. */
+  get size(): number {
+    return this.bytes.stdout + this.bytes.stderr;
+  }
+
   /** The retained tail of one stream, and whether older output was dropped. */
   tail(stream: "stdout" | "stderr"): { data: Buffer; truncated: boolean } {
     const parts = this.kept.filter((c) => c.stream === stream).map((c) => c.data);

@@ -33,26 +33,41 @@ export interface TaskFilter {
   agentId?: string;
 }
 
+/** How long, and how many, ended tasks are kept (EXECUTOR_TASK_RETENTION_*). */
+export interface Retention {
+  /** Ended tasks are forgotten this long after they end. */
+  ms: number;
+  /** At most this many ended tasks are kept: past it, the oldest are forgotten. */
+  maxTasks: number;
+  /** At most this many bytes of ended tasks' output are kept: past it, the oldest are forgotten. */
+  maxOutputBytes: number;
+}
+
 /**
  * The Executor's tasks: created once per task id (a repeated request with the same fingerprint
  * gets the existing task; a different one is ALREADY_EXISTS), moved through their statuses, kept
- * for the retention period after they end.
+ * after they end for the retention period, within a count and an output size (so memory stays
+ * bounded however many tasks run in that period). Running tasks are never forgotten.
  */
 export class TaskRegistry {
   private readonly tasks = new Map<string, TaskRecord>();
   private readonly settle = new Map<string, (o: TaskOutcome) => void>();
+  /** The ended tasks, oldest end first (a Map keeps insertion order). */
+  private readonly ended = new Map<string, TaskRecord>();
+  /** Output bytes the ended tasks hold. */
+  private endedOutputBytes = 0;
   private readonly sweeper: NodeJS.Timeout;
 
   constructor(
     private readonly options: {
       nodeId: string;
       maxOutputBytes: number;
-      retentionMs: number;
+      retention: Retention;
       listener: TaskListener;
       now?: () => number;
     },
   ) {
-    this.sweeper = setInterval(() => this.sweep(), Math.min(60_000, options.retentionMs));
+    this.sweeper = setInterval(() => this.sweep(), Math.min(60_000, options.retention.ms));
     this.sweeper.unref();
   }
 
@@ -101,7 +116,7 @@ export class TaskRegistry {
     const task = this.tasks.get(taskId);
     if (task === undefined) {
       throw new NotFoundError(
-        `no task "${taskId}" on this Executor (unknown, or ended longer ago than the retention period)`,
+        `no task "${taskId}" on this Executor (unknown, or ended and no longer kept: see EXECUTOR_TASK_RETENTION_MS, EXECUTOR_TASK_RETENTION_MAX and EXECUTOR_TASK_RETENTION_BYTES)`,
         { field: "task_id" },
       );
     }
@@ -127,6 +142,13 @@ export class TaskRegistry {
     this.options.listener.taskChanged(task, outcome.status as TaskEventType);
     this.settle.get(task.ref.taskId)?.(outcome);
     this.settle.delete(task.ref.taskId);
+    this.ended.set(task.ref.taskId, task);
+    this.endedOutputBytes += task.output.size;
+    const { maxTasks, maxOutputBytes } = this.options.retention;
+    for (const [id, t] of this.ended) {
+      if (this.ended.size <= maxTasks && this.endedOutputBytes <= maxOutputBytes) break;
+      this.forget(id, t);
+    }
   }
 
   /** Tasks matching the filter, by create time then id, one page at a time. */
@@ -190,11 +212,23 @@ export class TaskRegistry {
     clearInterval(this.sweeper);
   }
 
+  /** Ended tasks kept now, and the bytes of output they hold. */
+  get kept(): { tasks: number; outputBytes: number } {
+    return { tasks: this.ended.size, outputBytes: this.endedOutputBytes };
+  }
+
   private sweep(): void {
-    const cutoff = this.now() - this.options.retentionMs;
-    for (const [id, t] of this.tasks) {
-      if (t.endMs !== undefined && t.endMs < cutoff) this.tasks.delete(id);
+    const cutoff = this.now() - this.options.retention.ms;
+    for (const [id, t] of this.ended) {
+      if ((t.endMs ?? 0) >= cutoff) break; // the rest ended later
+      this.forget(id, t);
     }
+  }
+
+  private forget(taskId: string, task: TaskRecord): void {
+    this.ended.delete(taskId);
+    this.tasks.delete(taskId);
+    this.endedOutputBytes -= task.output.size;
   }
 }
 

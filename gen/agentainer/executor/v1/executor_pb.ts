@@ -2143,7 +2143,11 @@ export const ExecutorService: GenService<{
   /**
    * Returns a task: its status and, once it has ended, its result. Tasks
    * are kept for EXECUTOR_TASK_RETENTION_MS (24 h unless configured) after they
-   * end; then NOT_FOUND.
+   * end; then NOT_FOUND. So that memory stays bounded, at most
+   * EXECUTOR_TASK_RETENTION_MAX ended tasks (100000), holding at most
+   * EXECUTOR_TASK_RETENTION_BYTES of output in all (256 MiB), are kept: past
+   * either, the tasks that ended first are forgotten sooner. A running task
+   * is never forgotten.
    *
    * @generated from rpc agentainer.executor.v1.ExecutorService.GetTask
    */
