@@ -3,7 +3,6 @@ import { closeSync, constants, readSync } from "node:fs";
 import { chmod, mkdir, rm } from "node:fs/promises";
 import { Socket } from "node:net";
 import { join } from "node:path";
-import { createInterface } from "node:readline";
 import { promisify } from "node:util";
 import type { Logger } from "../../lib/logger.js";
 import { contractEnv, inlineInputBytes, mailboxFiles, maxResultBytes } from "./contract.js";
@@ -15,6 +14,8 @@ import {
   replaceFile,
   type HeadRead,
 } from "./mailbox-files.js";
+import { LineSplitter } from "./lines.js";
+import { maxLineBytes } from "./protocol.js";
 import type { StateReply } from "./state-relay.js";
 
 const run = promisify(execFile);
@@ -52,13 +53,23 @@ const maxErrorBytes = 64 * 1024;
  * the input file, the result and error files the agent may write, and two named pipes over which
  * a plain shell script can make state operations (docs/agent-protocol.md). The Executor holds
  * both pipes open read-write, so opening them never blocks either side and replies wait in the
- * pipe until the agent reads them. One request at a time per mailbox.
+ * pipe until the agent reads them. One request at a time per mailbox, a line at most 8 MiB.
  */
 export class Mailbox {
   private requests: Socket | undefined;
   private replies: Socket | undefined;
   private task: MailboxTask | undefined;
   private closed = false;
+  /** Request lines read and not yet answered, oldest first; undefined: one was too long. */
+  private queued: Array<string | undefined> = [];
+  private serving = false;
+  /** Something was read from the request pipe since it was opened. */
+  private requestsRead = false;
+  private readonly splitter = new LineSplitter(
+    maxRequestBytes,
+    (line) => this.enqueue(line),
+    () => this.enqueue(undefined),
+  );
 
   private constructor(
     readonly dir: string,
@@ -82,10 +93,8 @@ export class Mailbox {
       missing.push(pipe);
     }
     if (missing.length > 0) await run("mkfifo", ["-m", "666", ...missing]);
-    box.requests = openPipe(req, true);
+    box.openRequests();
     box.replies = openPipe(res, false);
-    const lines = createInterface({ input: box.requests, crlfDelay: Infinity });
-    lines.on("line", (line) => void box.serve(line));
     return box;
   }
 
@@ -110,6 +119,7 @@ export class Mailbox {
    * a link to a host file say, is removed, never written through.
    */
   async bind(task: MailboxTask): Promise<void> {
+    this.forgetRequests();
     drainPipe(join(this.dir, mailboxFiles.stateResponse));
     this.task = task;
     await replaceFile(join(this.dir, mailboxFiles.input), task.inputJson + "\n");
@@ -123,6 +133,7 @@ export class Mailbox {
    */
   async collect(): Promise<MailboxOutput> {
     this.task = undefined;
+    this.forgetRequests();
     const result = await readHead(join(this.dir, mailboxFiles.result), maxResultBytes);
     const error = await readHead(join(this.dir, mailboxFiles.error), maxErrorBytes);
     const refused = [
@@ -147,28 +158,104 @@ export class Mailbox {
     await rm(this.dir, { recursive: true, force: true });
   }
 
-  private async serve(line: string): Promise<void> {
-    if (line.trim() === "") return;
+  private openRequests(): void {
+    const requests = openPipe(join(this.dir, mailboxFiles.stateRequest), true);
+    this.requestsRead = false;
+    requests.on("data", (chunk: Buffer) => {
+      if (this.requests !== requests) return; // a socket replaced while it still had data
+      this.requestsRead = true;
+      this.splitter.push(chunk);
+    });
+    this.requests = requests;
+  }
+
+  /**
+   * Queues a request line. Requests are answered one at a time, in order; while
+   * `maxQueuedRequests` wait, the pipe is not read, so a writer that floods it blocks in its
+   * write instead of filling the Executor's memory.
+   */
+  private enqueue(line: string | undefined): void {
+    if (line !== undefined && line.trim() === "") return;
+    this.queued.push(line);
+    if (this.queued.length >= maxQueuedRequests) this.requests?.pause();
+    void this.pump();
+  }
+
+  private async pump(): Promise<void> {
+    if (this.serving) return;
+    this.serving = true;
+    try {
+      while (this.queued.length > 0 && !this.closed) {
+        const line = this.queued.shift();
+        if (this.queued.length < maxQueuedRequests) this.requests?.resume();
+        await this.serve(line);
+      }
+    } finally {
+      this.serving = false;
+    }
+  }
+
+  /** Answers one request, and resolves once the reply has left for the pipe. */
+  private async serve(line: string | undefined): Promise<void> {
     const task = this.task;
     // Between tasks nobody may ask: a leftover background process of an ended task gets no
     // reply (it would wait in the pipe for the next task to read as its own).
     if (task === undefined) return;
     let request: unknown;
     try {
-      request = JSON.parse(line);
+      request = line === undefined ? undefined : JSON.parse(line);
     } catch {
       request = undefined;
     }
     const reply: StateReply =
-      request === undefined
-        ? { ok: false, code: "INVALID_ARGUMENT", error: "a state request is one line of JSON" }
-        : await this.handle(task.workflowId, request);
-    if (this.closed || this.task !== task) return;
-    this.replies?.write(JSON.stringify(reply) + "\n", (err) => {
-      if (err) this.logger.warn({ err, dir: this.dir }, "could not write a state reply");
+      line === undefined
+        ? { ok: false, code: "INVALID_ARGUMENT", error: tooLongError }
+        : request === undefined
+          ? { ok: false, code: "INVALID_ARGUMENT", error: "a state request is one line of JSON" }
+          : await this.handle(task.workflowId, request);
+    const replies = this.replies;
+    if (this.closed || this.task !== task || replies === undefined) return;
+    // Waiting for the write keeps at most one reply buffered here when the agent does not read
+    // its replies (then its pipe is full): the next request waits, and the pipe fills behind it.
+    await new Promise<void>((resolve) => {
+      replies.write(JSON.stringify(reply) + "\n", (err) => {
+        if (err && !replies.destroyed) {
+          this.logger.warn({ err, dir: this.dir }, "could not write a state reply");
+        }
+        resolve();
+      });
     });
   }
+
+  /**
+   * Drops every request of the task that was bound, read or not, and a reply still waiting to
+   * be written: it must not reach the next task. The reply pipe's socket is opened anew when it
+   * holds unwritten data (the kernel's side is drained by `bind`).
+   */
+  private forgetRequests(): void {
+    this.queued = [];
+    this.splitter.reset();
+    if (this.requestsRead) {
+      // What the socket read ahead, and what waits in the pipe, was the earlier task's.
+      this.requests?.destroy();
+      drainPipe(join(this.dir, mailboxFiles.stateRequest));
+      if (!this.closed) this.openRequests();
+    }
+    const replies = this.replies;
+    if (replies !== undefined && (replies.writableLength > 0 || replies.writableNeedDrain)) {
+      replies.destroy(); // the waiting write's callback fires with an error: serve() returns
+      this.replies = this.closed
+        ? undefined
+        : openPipe(join(this.dir, mailboxFiles.stateResponse), false);
+    }
+  }
 }
+
+/** Longest state request line read from the pipe (the stream protocol's line limit). */
+const maxRequestBytes = maxLineBytes;
+const tooLongError = `a state request is one line of JSON of at most ${maxRequestBytes} bytes`;
+/** Request lines read ahead of the one being answered. */
+const maxQueuedRequests = 16;
 
 /** Opens a named pipe read-write and non-blocking (never blocks on Linux) as a socket. */
 function openPipe(path: string, readable: boolean): Socket {

@@ -1,0 +1,115 @@
+import { execFile, spawn } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { pino } from "pino";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { mailboxFiles } from "../../services/executor/contract.js";
+import { Mailbox } from "../../services/executor/mailbox.js";
+import { maxLineBytes } from "../../services/executor/protocol.js";
+import type { StateReply } from "../../services/executor/state-relay.js";
+import { eventually } from "../support/await.js";
+
+const sh = promisify(execFile);
+
+// A mailbox's state pipes driven by shell processes, as a shell agent drives them; the state
+// handler is a fake that echoes which workflow asked for which key. What an agent writes there
+// must never grow the Executor's memory without bound nor reach another task.
+describe("a mailbox's state requests", () => {
+  let dir: string;
+  let box: Mailbox;
+  let handled: number;
+  const children: Array<ReturnType<typeof spawn>> = [];
+
+  beforeEach(async () => {
+    dir = mkdtempSync(join(tmpdir(), "mailbox-requests-"));
+    handled = 0;
+    const handle = (workflowId: string, request: unknown): Promise<StateReply> => {
+      handled++;
+      const key = (request as { key?: string }).key ?? "";
+      return Promise.resolve({ ok: true, result: { workflowId, key } });
+    };
+    box = await Mailbox.create(join(dir, "box"), handle, pino({ level: "silent" }));
+  });
+  afterEach(async () => {
+    for (const c of children.splice(0)) c.kill("SIGKILL");
+    await box.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const req = () => join(dir, "box", mailboxFiles.stateRequest);
+  const res = () => join(dir, "box", mailboxFiles.stateResponse);
+  /** Sends one request and reads one reply, as the contract's `st` helper does. */
+  const ask = async (line: string) =>
+    (await sh("sh", ["-c", `printf '%s\\n' "$1" > "${req()}"; head -n 1 "${res()}"`, "_", line]))
+      .stdout;
+
+  it("answers requests in order for the bound workflow, and none between tasks", async () => {
+    await box.bind({ workflowId: "wf-a", inputJson: "null" });
+    expect(JSON.parse(await ask('{"op":"get","key":"k1"}'))).toEqual({
+      ok: true,
+      result: { workflowId: "wf-a", key: "k1" },
+    });
+    expect(JSON.parse(await ask("not json"))).toMatchObject({
+      ok: false,
+      code: "INVALID_ARGUMENT",
+    });
+    await box.collect();
+    await sh("sh", ["-c", `printf '{"op":"get","key":"late"}\\n' > "${req()}"`]);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(handled).toBe(1);
+  });
+
+  it("refuses a line longer than the limit without holding it, and goes on", async () => {
+    await box.bind({ workflowId: "wf-a", inputJson: "null" });
+    // Twice the limit on one line, then a newline, then a good request.
+    const script =
+      `head -c ${2 * maxLineBytes} /dev/zero | tr '\\0' a > "${req()}"; echo > "${req()}"; ` +
+      `head -n 1 "${res()}"; printf '{"op":"get","key":"after"}\\n' > "${req()}"; head -n 1 "${res()}"`;
+    const { stdout } = await sh("sh", ["-c", script], { maxBuffer: 1 << 20 });
+    const [tooLong, after] = stdout
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as StateReply);
+    expect(tooLong).toEqual({
+      ok: false,
+      code: "INVALID_ARGUMENT",
+      error: `a state request is one line of JSON of at most ${maxLineBytes} bytes`,
+    });
+    expect(after).toEqual({ ok: true, result: { workflowId: "wf-a", key: "after" } });
+  });
+
+  it("stops reading a flood whose replies nobody reads, so the writer waits instead", async () => {
+    await box.bind({ workflowId: "wf-a", inputJson: "null" });
+    const flood = spawn("sh", ["-c", `yes '{"op":"get","key":"k"}' | head -n 200000 > "${req()}"`]);
+    children.push(flood);
+    let exited = false;
+    flood.once("exit", () => (exited = true));
+    await eventually(() => handled > 100);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const settled = handled;
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    // Answered only what fits in the full reply pipe plus the read-ahead; the writer is blocked.
+    expect(handled).toBe(settled);
+    expect(handled).toBeLessThan(5000);
+    expect(exited).toBe(false);
+  });
+
+  it("gives the next task none of the replies an earlier task left unread", async () => {
+    await box.bind({ workflowId: "wf-a", inputJson: "null" });
+    const flood = spawn("sh", [
+      "-c",
+      `yes '{"op":"get","key":"a-secret"}' | head -n 20000 > "${req()}"`,
+    ]);
+    children.push(flood);
+    await eventually(() => handled > 100);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    flood.kill("SIGKILL");
+    await box.collect();
+    await box.bind({ workflowId: "wf-b", inputJson: "null" });
+    expect(JSON.parse(await ask('{"op":"get","key":"b-key"}'))).toEqual({
+      ok: true,
+      result: { workflowId: "wf-b", key: "b-key" },
+    });
+  });
+});
