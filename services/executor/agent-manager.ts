@@ -10,7 +10,7 @@ import {
 import type { AgentMode, AgentRecord, AgentSpec } from "./agent.js";
 import { identityEnv } from "./cold.js";
 import { labels } from "./contract.js";
-import { openMailbox, type ExecutorContext } from "./context.js";
+import { mailboxName, openMailbox, type ExecutorContext } from "./context.js";
 import { containerName } from "./names.js";
 import { decideOutcome, formatBytes, formatMs } from "./outcome.js";
 import { capture } from "./output.js";
@@ -145,8 +145,9 @@ export class AgentManager {
   private async startAgent(agent: AgentRecord, startupTimeoutMs: number): Promise<void> {
     const { spec } = agent;
     let mounts: Array<{ source: string; target: string }> = [];
+    const boxName = mailboxName(agent.agentId);
     if (spec.mode === "exec") {
-      const box = await openMailbox(this.ctx, "agents", agent.agentId);
+      const box = await openMailbox(this.ctx, "agents", boxName);
       agent.mailbox = box.mailbox;
       agent.mailboxDir = box.visibleDir;
       mounts = box.mounts;
@@ -168,6 +169,7 @@ export class AgentManager {
         [labels.agentId]: agent.agentId,
         [labels.poolId]: agent.poolId,
         [labels.agentSpec]: JSON.stringify(spec),
+        ...(spec.mode === "exec" ? { [labels.mailbox]: boxName } : {}),
       },
       mounts,
       openStdin: spec.mode === "stream",
@@ -597,11 +599,22 @@ export class AgentManager {
       }
       const spec = parseSpec(c.labels[labels.agentSpec]);
       if (c.labels[labels.kind] === "agent" && c.running && spec?.mode === "exec" && agentId) {
-        await this.adopt(agentId, c.labels[labels.poolId] ?? "", spec, container);
-        adopted++;
-        continue;
+        // Its mailbox directory: named on its label (agents before the label: by their id).
+        const boxName = c.labels[labels.mailbox] ?? agentId;
+        try {
+          if (!/^[A-Za-z0-9_-]{1,140}$/.test(boxName)) throw new Error("bad mailbox label");
+          await this.adopt(agentId, c.labels[labels.poolId] ?? "", spec, container, boxName);
+          adopted++;
+          continue;
+        } catch (err) {
+          // One agent that cannot be adopted (its mailbox tampered with, say) must not keep the
+          // Executor from starting: it is removed like the rest.
+          this.ctx.logger.warn({ err, agentId }, "could not adopt an agent: removing it");
+        }
       }
-      await container.remove();
+      await container.remove().catch((err: unknown) => {
+        this.ctx.logger.error({ err, container: c.id }, "could not remove a container");
+      });
       removed++;
     }
     return { adopted, removed };
@@ -612,8 +625,9 @@ export class AgentManager {
     poolId: string,
     spec: AgentSpec,
     container: RuntimeContainer,
+    boxName: string,
   ): Promise<void> {
-    const box = await openMailbox(this.ctx, "agents", agentId);
+    const box = await openMailbox(this.ctx, "agents", boxName, true);
     const now = this.ctx.now();
     const agent: AgentRecord = {
       agentId,

@@ -1,6 +1,6 @@
 import { AlreadyExistsError, InvalidArgumentError } from "../../lib/errors.js";
 import { contractEnv, labels } from "./contract.js";
-import { openMailbox, type ExecutorContext } from "./context.js";
+import { mailboxName, openMailbox, type ExecutorContext } from "./context.js";
 import type { Mailbox } from "./mailbox.js";
 import { containerName, withSuffix } from "./names.js";
 import { decideOutcome } from "./outcome.js";
@@ -99,7 +99,7 @@ async function runCold(ctx: ExecutorContext, task: TaskRecord, spec: ColdSpec): 
   let exit: { exitCode: number; oomKilled: boolean } | undefined;
   let runError: string | undefined;
   try {
-    const box = await openMailbox(ctx, "tasks", ref.taskId);
+    const box = await openMailbox(ctx, "tasks", mailboxName(ref.taskId));
     mailbox = box.mailbox;
     await mailbox.bind({ workflowId: ref.workflowId, inputJson: spec.inputJson });
     if (cancelled) throw new Cancelled();

@@ -60,4 +60,6 @@ export const labels = {
   kept: "agentainer.kept",
   /** Agents: their AgentSpec as JSON, so a restarted Executor can adopt them exactly. */
   agentSpec: "agentainer.agent_spec",
+  /** Exec agents: their mailbox directory's name (under EXECUTOR_WORK_DIR/agents), to adopt. */
+  mailbox: "agentainer.mailbox",
 } as const;

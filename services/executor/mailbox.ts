@@ -1,6 +1,7 @@
 import { execFile } from "node:child_process";
-import { closeSync, constants, readSync } from "node:fs";
-import { chmod, mkdir, rm } from "node:fs/promises";
+import { closeSync, constants, readSync, renameSync } from "node:fs";
+import { randomUUID } from "node:crypto";
+import { chmod, lstat, mkdir, rm } from "node:fs/promises";
 import { Socket } from "node:net";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -77,22 +78,38 @@ export class Mailbox {
     private readonly logger: Logger,
   ) {}
 
-  /** Creates the directory and its pipes and starts serving state requests. */
-  static async create(dir: string, handle: StateHandler, logger: Logger): Promise<Mailbox> {
-    await mkdir(dir, { recursive: true, mode: 0o777 });
+  /**
+   * Creates the directory (its parent must exist) and its pipes and starts serving state
+   * requests. With `reuse`, the directory may exist (an adopted agent's): it must be a real
+   * directory, not a link; otherwise it must not exist yet, so no earlier content is reused.
+   */
+  static async create(
+    dir: string,
+    handle: StateHandler,
+    logger: Logger,
+    reuse = false,
+  ): Promise<Mailbox> {
+    try {
+      await mkdir(dir, { mode: 0o777 });
+    } catch (err) {
+      if (!reuse || (err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+      if (!(await lstat(dir)).isDirectory()) throw new Error(`${dir} is not a directory`);
+    }
     await chmod(dir, 0o777); // agents may run as any user; mode is cut by the umask otherwise
     const box = new Mailbox(dir, handle, logger);
     const req = join(dir, mailboxFiles.stateRequest);
     const res = join(dir, mailboxFiles.stateResponse);
     // A directory a previous Executor process left (an adopted agent's) keeps its pipes: the
     // container has them mounted, so they must be reused, not replaced.
-    const missing = [];
     for (const pipe of [req, res]) {
       if (isFifo(pipe)) continue;
-      removeEntry(pipe); // whatever an agent put there instead
-      missing.push(pipe);
+      // Made under a name of its own, then renamed over whatever an agent put there instead
+      // (renaming replaces a link or a file at once, so an agent racing it cannot win).
+      const made = join(dir, `.${randomUUID()}`);
+      await run("mkfifo", ["-m", "666", made]);
+      removeEntry(pipe); // a directory, which rename does not replace
+      renameSync(made, pipe);
     }
-    if (missing.length > 0) await run("mkfifo", ["-m", "666", ...missing]);
     box.openRequests();
     box.replies = openPipe(res, false);
     return box;

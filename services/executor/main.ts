@@ -12,7 +12,7 @@ import { createBatchingStateClient } from "../state/batching-client.js";
 import { AgentManager } from "./agent-manager.js";
 import { createAgentHandlers } from "./agent-service.js";
 import { executorConfigSchema, type ExecutorConfig } from "./config.js";
-import type { ExecutorContext } from "./context.js";
+import { prepareWorkDir, type ExecutorContext } from "./context.js";
 import { agentEventPublisher, taskEventPublisher } from "./events.js";
 import type { StateHandler } from "./mailbox.js";
 import { selectRuntime } from "./runtime/select.js";
@@ -98,6 +98,7 @@ export async function createExecutorService(
     logger,
     now,
   };
+  await prepareWorkDir(config.EXECUTOR_WORK_DIR);
   const agents = new AgentManager(ctx, agentEventPublisher(bus, now));
   const recovered = await agents.recover();
   if (recovered.adopted + recovered.removed > 0) {

@@ -78,6 +78,7 @@ const inspect = (id: string) =>
       NanoCpus: number;
       PidsLimit: number;
       Binds: string[] | null;
+      LogConfig: { Type: string; Config: Record<string, string> };
     };
   };
 
@@ -133,6 +134,10 @@ describe("the Executor on Docker: isolation, limits and debugging", () => {
     expect(c.HostConfig.NanoCpus).toBe(500_000_000);
     expect(c.HostConfig.PidsLimit).toBe(64);
     expect((c.HostConfig.Binds ?? []).join(" ")).not.toMatch(/docker\.sock/);
+    expect(c.HostConfig.LogConfig).toEqual({
+      Type: "json-file",
+      Config: { "max-size": "10m", "max-file": "1" },
+    });
     expect(c.Config.Labels[labels.workflowId]).toBeDefined();
     expect(c.Config.Labels[labels.kind]).toBe("task");
   });
@@ -306,6 +311,16 @@ describe("the Executor on Docker after a restart", () => {
           mode: AgentMode.STREAM,
         },
       });
+      // An exec agent that keeps replacing its request pipe with a link to a host file: the
+      // new process must not follow it, and must start whether it can adopt this agent or not.
+      await old.createAgent({
+        agentId: "saboteur",
+        spec: {
+          image: shellImage,
+          command: ["sh", "-c", "while :; do ln -sf /etc/hostname /agentainer/state.req; done"],
+          mode: AgentMode.EXEC,
+        },
+      });
       const orphanTask = `orphan-${randomUUID()}`;
       const orphanRun = old.runTask({
         ref: { workflowId: "wf-restart", stepId: "s", taskId: orphanTask },
@@ -318,7 +333,8 @@ describe("the Executor on Docker after a restart", () => {
       after = await startExecutorService(env, { runtime: await docker() });
       const fresh = createClient(ExecutorService, createGrpcTransport({ baseUrl: after.url }));
       const { agents } = await fresh.listAgents({});
-      expect(agents.map((a) => [a.agentId, a.poolId, a.state, a.spec?.labels.team])).toEqual([
+      const others = agents.filter((a) => a.agentId !== "saboteur"); // adopted or removed
+      expect(others.map((a) => [a.agentId, a.poolId, a.state, a.spec?.labels.team])).toEqual([
         ["keeper", "p1", AgentState.READY, "a"],
       ]);
       const r = await fresh.runTaskOnAgent({
@@ -337,7 +353,8 @@ describe("the Executor on Docker after a restart", () => {
       ])
         .toString()
         .trim()
-        .split("\n");
+        .split("\n")
+        .filter((name) => !name.includes("saboteur"));
       expect(left).toEqual([r.result?.containerName]); // the orphan task and the stream agent are gone
     } finally {
       await after?.close();

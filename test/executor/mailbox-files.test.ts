@@ -1,5 +1,6 @@
 import { execFileSync } from "node:child_process";
 import {
+  chmodSync,
   mkdirSync,
   mkdtempSync,
   readdirSync,
@@ -13,6 +14,7 @@ import {
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { prepareWorkDir } from "../../services/executor/context.js";
 import { isFifo, openFifo, readHead, replaceFile } from "../../services/executor/mailbox-files.js";
 import { closeSync, constants } from "node:fs";
 
@@ -106,5 +108,22 @@ describe("mailbox files", () => {
     expect(isFifo(link)).toBe(false);
     expect(() => openFifo(link, constants.O_RDONLY)).toThrow(/ELOOP/);
     expect(() => openFifo(outside, constants.O_RDONLY)).toThrow(/not a named pipe/);
+  });
+});
+
+describe("the work directory", () => {
+  it("is refused when it is a link, or others can write to it", async () => {
+    const base = mkdtempSync(join(tmpdir(), "workdir-"));
+    try {
+      await prepareWorkDir(join(base, "ok"));
+      expect(statSync(join(base, "ok", "tasks")).isDirectory()).toBe(true);
+      symlinkSync(join(base, "ok"), join(base, "link"));
+      await expect(prepareWorkDir(join(base, "link"))).rejects.toThrow(/is a link/);
+      mkdirSync(join(base, "open"), { mode: 0o777 });
+      chmodSync(join(base, "open"), 0o777);
+      await expect(prepareWorkDir(join(base, "open"))).rejects.toThrow(/mode 777/);
+    } finally {
+      rmSync(base, { recursive: true, force: true });
+    }
   });
 });

@@ -102,6 +102,10 @@ export class DockerRuntime implements ContainerRuntime {
           PidsLimit: options.limits.pids,
           NetworkMode: options.network,
           Binds: binds,
+          // The Executor reads the output over the attach stream; the engine's own copy is for
+          // `docker logs` on a kept container, capped so that a long-lived agent (all of a stream
+          // agent's protocol traffic goes through its stdout) cannot fill the host's disk.
+          LogConfig: { Type: "json-file", Config: { "max-size": "10m", "max-file": "1" } },
         },
       });
       return new DockerContainer(this, container, options.name, options.openStdin);
