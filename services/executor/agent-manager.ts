@@ -540,16 +540,24 @@ export class AgentManager {
     } catch (err) {
       return { ok: false, detail: `check could not run: ${(err as Error).message}` };
     }
-    const chunks: Buffer[] = [];
-    proc.io.stdout.on("data", (c: Buffer) => chunks.push(c));
-    proc.io.stderr.on("data", (c: Buffer) => chunks.push(c));
+    // Only the last 2 KiB of its output is kept: the check's command is the image's, and it
+    // may print without end.
+    let tail = Buffer.alloc(0);
+    const keep = (c: Buffer) => {
+      tail = Buffer.concat([tail, c]);
+      if (tail.length > 2048) tail = Buffer.from(tail.subarray(tail.length - 2048));
+    };
+    proc.io.stdout.on("data", keep);
+    proc.io.stderr.on("data", keep);
     const exit = await atMost(proc.wait(), timeoutMs);
     if (exit === undefined) {
       await proc.kill("SIGKILL");
+      proc.io.stdout.destroy(); // a child of the check may hold them open
+      proc.io.stderr.destroy();
       return { ok: false, detail: `check did not finish within ${formatMs(timeoutMs)}` };
     }
     if (exit.exitCode === 0) return { ok: true, detail: "" };
-    const out = Buffer.concat(chunks).toString("utf8").trim().slice(-500);
+    const out = tail.toString("utf8").trim().slice(-500);
     return { ok: false, detail: `check exited with code ${exit.exitCode}${out ? `: ${out}` : ""}` };
   }
 
