@@ -28,13 +28,31 @@ export interface StreamTaskHandlers {
 type TaskMessage = Extract<ToAgent, { type: "task" }>;
 
 /**
+ * Most state requests of one agent served at once. While that many are in flight the Executor
+ * reads no further line of its stdout (the pipe fills and the agent's writes wait), so a flood
+ * of requests holds at most this many, and an SDK agent's Promise.all over many calls still
+ * completes, in turns.
+ */
+export const maxStateRequestsInFlight = 16;
+
+/**
+ * Most bytes the Executor may have written to an agent's stdin that it has not read. Past them,
+ * at the next message, the agent is broken: it does not read its replies.
+ */
+export const maxUnreadStdinBytes = 8 * 1024 * 1024;
+
+/**
  * One stream agent's conversation over its stdin and stdout: waits for its "ready", runs one
- * task at a time, answers its state requests, pings it. A line that breaks the protocol ends the
- * current task as "broken" and marks the session broken for good.
+ * task at a time, answers its state requests, pings it. A line that breaks the protocol, or an
+ * agent leaving more than maxUnreadStdinBytes of its stdin unread, ends the current task as
+ * "broken" and marks the session broken for good.
  */
 export class StreamSession {
   private buffered: Buffer[] = [];
   private bufferedBytes = 0;
+  /** The rest of a chunk of stdout, left while maxStateRequestsInFlight are (stdout is paused). */
+  private unread: Buffer | undefined;
+  private statesInFlight = 0;
   private readyWaiter: { resolve: () => void; reject: (e: Error) => void } | undefined;
   private isReady = false;
   private current:
@@ -44,13 +62,13 @@ export class StreamSession {
   private readonly abandoned = new Set<string>();
   private readonly pings = new Map<string, () => void>();
   private closedReason: string | undefined;
-  /** Set when the agent broke the protocol. */
+  /** Set when the agent broke the protocol or stopped reading its stdin: why. */
   broken: string | undefined;
 
   constructor(
     private readonly stdin: Writable,
-    stdout: Readable,
-    /** Called once when the agent breaks the protocol (also between tasks). */
+    private readonly stdout: Readable,
+    /** Called once when the agent breaks (the protocol, or its stdin), also between tasks. */
     private readonly onBroken: (why: string) => void = () => undefined,
   ) {
     stdin.on("error", () => undefined); // the agent went away; stdout's end reports it
@@ -119,13 +137,44 @@ export class StreamSession {
     this.stdin.end();
   }
 
+  /** State requests being served now (at most maxStateRequestsInFlight). */
+  get stateRequestsInFlight(): number {
+    return this.statesInFlight;
+  }
+
   private send(message: ToAgent): void {
-    if (this.closedReason === undefined) this.stdin.write(encode(message));
+    if (this.closedReason !== undefined || this.broken !== undefined) return;
+    const unread = this.stdin.writableLength;
+    if (unread > maxUnreadStdinBytes) {
+      this.breakWith(
+        `the agent does not read its stdin: ${unread} bytes the Executor wrote to it are unread, ` +
+          `more than ${maxUnreadStdinBytes}; read every line of stdin as it comes ` +
+          "(state results, pings, cancels), even while a task runs",
+      );
+      return;
+    }
+    this.stdin.write(encode(message));
   }
 
   private onData(chunk: Buffer): void {
+    if (this.broken !== undefined) return; // nothing more is read from a broken agent
+    this.unread = chunk;
+    this.readLines();
+  }
+
+  /** Reads the lines of `unread`, pausing stdout when maxStateRequestsInFlight are served. */
+  private readLines(): void {
+    const chunk = this.unread;
+    if (chunk === undefined) return;
+    this.unread = undefined;
     let start = 0;
     for (let nl = chunk.indexOf(10, start); nl !== -1; nl = chunk.indexOf(10, start)) {
+      if (this.broken !== undefined) return;
+      if (this.statesInFlight >= maxStateRequestsInFlight) {
+        this.unread = chunk.subarray(start);
+        this.stdout.pause();
+        return;
+      }
       const part = chunk.subarray(start, nl);
       start = nl + 1;
       const line = this.bufferedBytes === 0 ? part : Buffer.concat([...this.buffered, part]);
@@ -133,6 +182,7 @@ export class StreamSession {
       this.bufferedBytes = 0;
       this.onLine(line.toString("utf8").replace(/\r$/, ""));
     }
+    if (this.broken !== undefined) return;
     if (start < chunk.length) {
       const rest = chunk.subarray(start);
       this.buffered.push(rest);
@@ -141,7 +191,7 @@ export class StreamSession {
         const head = Buffer.concat(this.buffered).subarray(0, 200).toString("utf8");
         this.buffered = [];
         this.bufferedBytes = 0;
-        this.breakWith(
+        this.breakWithProtocol(
           new ProtocolError(`a line on stdout is longer than ${maxLineBytes} bytes`, head),
         );
       }
@@ -154,7 +204,7 @@ export class StreamSession {
     try {
       message = decode(line);
     } catch (err) {
-      if (err instanceof ProtocolError) this.breakWith(err);
+      if (err instanceof ProtocolError) this.breakWithProtocol(err);
       return;
     }
     this.dispatch(message, line);
@@ -176,7 +226,7 @@ export class StreamSession {
     const current = this.current;
     if (current === undefined || current.taskId !== m.task_id) {
       if (this.abandoned.has(m.task_id)) return; // late words about a task already ended
-      this.breakWith(
+      this.breakWithProtocol(
         new ProtocolError(
           `a "${m.type}" message names task "${m.task_id}", which is not the agent's current task`,
           line,
@@ -197,16 +247,42 @@ export class StreamSession {
       case "heartbeat":
         return;
       case "state":
-        void current.handlers
-          .onState(m.request)
-          .then((reply) => this.send({ type: "state_result", request_id: m.request_id, ...reply }));
+        this.serveState(current.handlers, m);
         return;
     }
   }
 
-  private breakWith(err: ProtocolError): void {
+  private serveState(handlers: StreamTaskHandlers, m: Extract<FromAgent, { type: "state" }>): void {
+    this.statesInFlight++;
+    void handlers
+      .onState(m.request)
+      .catch((err: unknown): StateReply => ({
+        ok: false,
+        code: "INTERNAL",
+        error: `the state request failed: ${err instanceof Error ? err.message : String(err)}`,
+      }))
+      .then((reply) => {
+        this.statesInFlight--;
+        this.send({ type: "state_result", request_id: m.request_id, ...reply });
+        if (this.unread === undefined || this.statesInFlight >= maxStateRequestsInFlight) return;
+        this.readLines();
+        if (this.unread === undefined) this.stdout.resume();
+      });
+  }
+
+  private breakWithProtocol(err: ProtocolError): void {
     const excerpt = err.line.length > 200 ? err.line.slice(0, 200) + "…" : err.line;
-    this.broken = `agent sent malformed output: ${err.reason}: ${JSON.stringify(excerpt)}`;
+    this.breakWith(`agent sent malformed output: ${err.reason}: ${JSON.stringify(excerpt)}`);
+  }
+
+  /** Marks the agent broken for good (once): the current task ends "broken", nothing more is read. */
+  private breakWith(why: string): void {
+    if (this.broken !== undefined) return;
+    this.broken = why;
+    this.unread = undefined;
+    this.buffered = [];
+    this.bufferedBytes = 0;
+    this.stdout.resume(); // its output is dropped from now on; let the pipe drain
     this.readyWaiter?.reject(new Error(this.broken));
     this.readyWaiter = undefined;
     this.current?.settle({ kind: "broken", reason: this.broken });
