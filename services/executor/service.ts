@@ -1,5 +1,9 @@
 import type { ConnectRouter, HandlerContext, ServiceImpl } from "@connectrpc/connect";
-import { DeadlineExceededError, InvalidArgumentError } from "../../lib/errors.js";
+import {
+  DeadlineExceededError,
+  InvalidArgumentError,
+  ResourceExhaustedError,
+} from "../../lib/errors.js";
 import { durationToMs, msToTimestamp } from "../../lib/time.js";
 import { ExecutorService, LogStream } from "../../gen/agentainer/executor/v1/executor_pb.js";
 import { startColdTask } from "./cold.js";
@@ -16,6 +20,7 @@ import {
   taskToProto,
 } from "./convert.js";
 import type { AgentHandlers } from "./agent-service.js";
+import type { OutputChunk } from "./output.js";
 import { isFinal } from "./task.js";
 import {
   checkArgv,
@@ -32,12 +37,20 @@ import {
 
 const maxGraceMs = 5 * 60 * 1000;
 
+/** Default of ExecutorServiceDeps.maxFollowBytes. */
+const defaultMaxFollowBytes = 8 * 1024 * 1024;
+
 export interface ExecutorServiceDeps {
   ctx: ExecutorContext;
   /** The agent RPCs (agent-service.ts). */
   agents: AgentHandlers;
   /** Aborted when the server shuts down: open log streams end. */
   shutdownSignal: AbortSignal;
+  /**
+   * Most bytes of live output a StreamTaskLogs follower may have waiting to be sent (it reads
+   * slower than the task writes); past them its call ends RESOURCE_EXHAUSTED. Default 8 MiB.
+   */
+  maxFollowBytes?: number;
 }
 
 /** ExecutorService handlers: request → validation → domain → response. */
@@ -151,38 +164,60 @@ export function createExecutorService(
       const wanted = (s: "stdout" | "stderr") =>
         req.stream === LogStream.UNSPECIFIED ||
         (req.stream === LogStream.STDOUT) === (s === "stdout");
-      const toMessage = (c: { stream: "stdout" | "stderr"; data: Uint8Array; timeMs: number }) => ({
+      const toMessage = (c: OutputChunk) => ({
         stream: c.stream === "stdout" ? LogStream.STDOUT : LogStream.STDERR,
         data: c.data,
         time: msToTimestamp(c.timeMs),
       });
-      // Subscribe before reading what is retained, so nothing falls in between.
-      const queue: Array<Parameters<typeof toMessage>[0] | undefined> = [];
+      const budget = deps.maxFollowBytes ?? defaultMaxFollowBytes;
+      // Live chunks wait here while the caller reads slower than the task writes: one chunk, or
+      // up to `budget` bytes. Past that they are dropped and the call ends RESOURCE_EXHAUSTED (the
+      // response has no field to say output is missing; an error beats silent gaps).
+      const queue: Array<OutputChunk | undefined> = [];
+      let queuedBytes = 0;
+      let fellBehind = false;
       let wake: (() => void) | undefined;
-      const unfollow = req.follow
-        ? task.output.follow((c) => {
-            queue.push(c);
-            wake?.();
-          })
-        : () => undefined;
-      const signal = AbortSignal.any([context.signal, deps.shutdownSignal]);
+      const onChunk = (c: OutputChunk | undefined) => {
+        if (fellBehind || (c !== undefined && !wanted(c.stream))) return;
+        if (c !== undefined && queuedBytes > 0 && queuedBytes + c.data.length > budget) {
+          fellBehind = true;
+          queue.length = 0;
+          queuedBytes = 0;
+        } else {
+          queue.push(c);
+          queuedBytes += c?.data.length ?? 0;
+        }
+        wake?.();
+      };
+      // Subscribe before reading what is retained, so nothing falls in between.
+      const unfollow = req.follow ? task.output.follow(onChunk) : () => undefined;
+      const stop = () => wake?.();
+      const signals = [context.signal, deps.shutdownSignal];
+      for (const signal of signals) signal.addEventListener("abort", stop);
+      const behind = () =>
+        new ResourceExhaustedError(
+          `this StreamTaskLogs call fell more than ${budget} bytes behind task "${req.taskId}"'s ` +
+            "output, which was dropped; read faster, or call again (a call starts with the " +
+            "retained tail: the last EXECUTOR_MAX_OUTPUT_BYTES of each stream)",
+        );
       try {
         for (const c of task.output.retained()) if (wanted(c.stream)) yield toMessage(c);
         if (!req.follow) return;
         for (;;) {
-          while (queue.length > 0) {
+          if (fellBehind) throw behind();
+          if (queue.length > 0) {
             const c = queue.shift();
-            if (c === undefined) return;
-            if (wanted(c.stream)) yield toMessage(c);
+            if (c === undefined) return; // the task's output ended
+            queuedBytes -= c.data.length;
+            yield toMessage(c);
+            continue;
           }
-          if (signal.aborted) return;
-          await new Promise<void>((resolve) => {
-            wake = resolve;
-            signal.addEventListener("abort", () => resolve(), { once: true });
-          });
+          if (signals.some((signal) => signal.aborted)) return;
+          await new Promise<void>((resolve) => (wake = resolve));
           wake = undefined;
         }
       } finally {
+        for (const signal of signals) signal.removeEventListener("abort", stop);
         unfollow();
       }
     },
