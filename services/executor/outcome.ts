@@ -19,6 +19,36 @@ export interface ProcessEnd {
   timeoutMs: number;
 }
 
+/**
+ * Most arrays and objects a result may nest inside one another. protobuf-es (like C++ and Java)
+ * decodes binary at most 100 messages deep, and each level of a google.protobuf.Value takes two
+ * (Value, then ListValue or Struct): a result nesting 49 levels already makes the GetTask,
+ * ListTasks and RunTask responses holding it undecodable by such gRPC clients (jsonToValue's own
+ * limit, 99, is far past that). 32 leaves the Workflow service room to wrap results in its own
+ * messages and in the next step's input.
+ */
+export const maxResultDepth = 32;
+
+export const resultTooDeep =
+  `the result nests deeper than ${maxResultDepth} levels of arrays and objects; ` +
+  "return a flatter result (or pass the deep part as a JSON string)";
+
+/**
+ * Whether `value` nests more than `max` arrays and objects inside one another. Walks without
+ * recursion: JSON.parse takes any depth, the call stack does not.
+ */
+export function nestsDeeperThan(value: JsonValue, max: number): boolean {
+  // Each entry: a value and how many arrays and objects hold it.
+  const open: Array<[JsonValue, number]> = [[value, 0]];
+  for (let next = open.pop(); next !== undefined; next = open.pop()) {
+    const [v, around] = next;
+    if (v === null || typeof v !== "object") continue;
+    if (around + 1 > max) return true;
+    for (const child of Array.isArray(v) ? v : Object.values(v)) open.push([child, around + 1]);
+  }
+  return false;
+}
+
 export interface Decided {
   status: TaskStatus;
   result: JsonValue | undefined;
@@ -29,7 +59,8 @@ export interface Decided {
  * The contract's rules for how a cold or exec task ended (docs/agent-protocol.md, "Results
  * and failures"), in order: cancelled, timed out, OOM-killed, could not run, a result or error
  * file that is not a regular file, non-zero exit, an error file, then the result (the result
- * file, else the last line of stdout if it is JSON).
+ * file, else the last line of stdout if it is JSON; either fails the task when it nests deeper
+ * than maxResultDepth).
  */
 export function decideOutcome(end: ProcessEnd): Decided {
   const failed = (status: TaskStatus, error: string): Decided => ({
@@ -61,24 +92,28 @@ export function decideOutcome(end: ProcessEnd): Decided {
       "the result file is larger than 4 MiB; put large results in the workflow state",
     );
   }
+  const succeeded = (result: JsonValue): Decided =>
+    nestsDeeperThan(result, maxResultDepth)
+      ? failed("failed", resultTooDeep)
+      : { status: "succeeded", result, error: "" };
   if (end.mailbox.result !== undefined && end.mailbox.result.trim() !== "") {
+    let result: JsonValue;
     try {
-      return {
-        status: "succeeded",
-        result: JSON.parse(end.mailbox.result) as JsonValue,
-        error: "",
-      };
+      result = JSON.parse(end.mailbox.result) as JsonValue;
     } catch {
       return failed("failed", `the result file is not JSON: ${excerpt(end.mailbox.result)}`);
     }
+    return succeeded(result);
   }
   const line = lastLine(end.stdout, Infinity);
   if (line !== "") {
+    let result: JsonValue;
     try {
-      return { status: "succeeded", result: JSON.parse(line) as JsonValue, error: "" };
+      result = JSON.parse(line) as JsonValue;
     } catch {
-      // plain text output: no result
+      return { status: "succeeded", result: undefined, error: "" }; // plain text: no result
     }
+    return succeeded(result);
   }
   return { status: "succeeded", result: undefined, error: "" };
 }

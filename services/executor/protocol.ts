@@ -1,4 +1,5 @@
 import type { JsonValue } from "@bufbuild/protobuf";
+import { maxResultDepth, nestsDeeperThan, resultTooDeep } from "./outcome.js";
 
 /**
  * The stream protocol (docs/agent-protocol.md, "Stream agents"), version 1: one JSON object per
@@ -54,7 +55,11 @@ export function encode(message: ToAgent): string {
 const isObject = (v: unknown): v is Record<string, JsonValue> =>
   typeof v === "object" && v !== null && !Array.isArray(v);
 
-/** Parses and checks one line from an agent; throws ProtocolError when it breaks the protocol. */
+/**
+ * Parses and checks one line from an agent; throws ProtocolError when it breaks the protocol. A
+ * `result` nesting deeper than maxResultDepth is returned as the task's `error` (the agent
+ * spoke the protocol; its result cannot be carried).
+ */
 export function decode(line: string): FromAgent {
   let m: unknown;
   try {
@@ -84,8 +89,13 @@ export function decode(line: string): FromAgent {
       }
       return { type: "ready", protocol };
     }
-    case "result":
-      return { type: "result", task_id: str("task_id"), result: m.result ?? null };
+    case "result": {
+      const result = m.result ?? null;
+      if (nestsDeeperThan(result, maxResultDepth)) {
+        return { type: "error", task_id: str("task_id"), error: resultTooDeep };
+      }
+      return { type: "result", task_id: str("task_id"), result };
+    }
     case "error": {
       const error = m.error;
       if (typeof error !== "string") {
