@@ -327,6 +327,8 @@ export class AgentManager {
         proc = await container.exec({ command: task.command, env, workingDir: task.workingDir });
         tStarted = this.ctx.now();
         this.ctx.tasks.started(record);
+        // A cancel that came while the exec was being created had no process to stop.
+        if (cancelReason !== undefined) void proc.kill("SIGKILL").catch(() => undefined);
         const output = capture(record.output, proc.io);
         exit = await withDeadline(proc.wait(), task.timeoutMs, () => {
           timedOut = true;

@@ -141,10 +141,14 @@ async function runCold(ctx: ExecutorContext, task: TaskRecord, spec: ColdSpec): 
 
     const io = await container.attach();
     const output = capture(task.output, io);
+    if (cancelled) throw new Cancelled();
     tCreated = ctx.now();
     await container.start();
     tStarted = ctx.now();
     ctx.tasks.started(task);
+    // A cancel that came while the container was starting found it not running yet: its kill
+    // may have been refused, so it is repeated now that the container runs.
+    if (cancelled) void container.kill("SIGKILL").catch(() => undefined);
 
     exit = await withDeadline(container.wait(), spec.timeoutMs, () => {
       timedOut = true;
