@@ -2159,7 +2159,10 @@ export const ExecutorService: GenService<{
   /**
    * Streams a task's output: what is retained so far, then (with follow)
    * new output as it is written, until the task ends. Without follow the
-   * stream ends after the retained output.
+   * stream ends after the retained output. A follower that falls more than
+   * 8 MiB behind the task's output is ended with RESOURCE_EXHAUSTED (the
+   * output it had not read is dropped); calling again starts with the
+   * retained tail.
    *
    * @generated from rpc agentainer.executor.v1.ExecutorService.StreamTaskLogs
    */
