@@ -158,7 +158,8 @@ export class StreamSession {
 
   private onData(chunk: Buffer): void {
     if (this.broken !== undefined) return; // nothing more is read from a broken agent
-    this.unread = chunk;
+    // Nothing comes while stdout is paused; should a chunk come anyway, it goes after the rest.
+    this.unread = this.unread === undefined ? chunk : Buffer.concat([this.unread, chunk]);
     this.readLines();
   }
 
