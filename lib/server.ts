@@ -28,7 +28,17 @@ export interface ServerOptions {
   interceptors?: Interceptor[];
   /** How long close() waits for calls to finish before cutting connections; defaults to 10 s. */
   shutdownTimeoutMs?: number;
+  /** Largest request message read, in bytes; defaults to maxMessageBytes. */
+  readMaxBytes?: number;
 }
+
+/**
+ * The largest request message any service reads (64 MiB): far above every legitimate request
+ * (inputs and values are capped at a few MiB), and far below the 4 GiB Connect would otherwise
+ * buffer for a caller, before any interceptor (the token check among them) has seen the call.
+ * Larger messages are refused with RESOURCE_EXHAUSTED.
+ */
+export const maxMessageBytes = 64 * 1024 * 1024;
 
 export interface RunningServer {
   readonly port: number;
@@ -76,6 +86,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   // failing in-flight unary calls that forward it to downstream I/O instead of letting them finish.
   const handler = connectNodeAdapter({
     interceptors: options.interceptors ?? [],
+    readMaxBytes: options.readMaxBytes ?? maxMessageBytes,
     routes(router) {
       options.routes(router, { shutdownSignal });
       health.routes(router);
