@@ -33,10 +33,11 @@ export interface ServerOptions {
 }
 
 /**
- * The largest request message any service reads (64 MiB): far above every legitimate request
- * (inputs and values are capped at a few MiB), and far below the 4 GiB Connect would otherwise
- * buffer for a caller, before any interceptor (the token check among them) has seen the call.
- * Larger messages are refused with RESOURCE_EXHAUSTED.
+ * The largest request message a service reads unless it asks for more (64 MiB): far above
+ * every legitimate request but a full State Batch (inputs and values are capped at a few MiB;
+ * the State service sets its own), and far below the 4 GiB Connect would otherwise buffer for a
+ * caller, before any interceptor (the token check among them) has seen the call. Larger
+ * messages are refused with RESOURCE_EXHAUSTED.
  */
 export const maxMessageBytes = 64 * 1024 * 1024;
 

@@ -20,6 +20,8 @@ export interface ServiceParts {
   readonly routes: ServerOptions["routes"];
   /** Where the service listens when it runs alone. */
   readonly listen: { host: string; port: number; shutdownTimeoutMs: number };
+  /** Largest request message it reads, when not lib/server.ts's maxMessageBytes. */
+  readonly readMaxBytes?: number;
   /** The API token callers must send (AGENTAINER_API_TOKEN), if any. */
   readonly apiToken?: string | undefined;
   /** Stops the domain, once its server no longer takes calls. */
@@ -42,6 +44,7 @@ export async function serveParts(parts: ServiceParts): Promise<RunningService> {
     logger: parts.logger,
     interceptors: serverInterceptors(parts.logger, parts.apiToken),
     shutdownTimeoutMs: parts.listen.shutdownTimeoutMs,
+    readMaxBytes: parts.readMaxBytes,
   });
   return {
     port: server.port,

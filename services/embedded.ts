@@ -3,7 +3,7 @@ import type { EventBus } from "../lib/events/event-bus.js";
 import { connectEventBus } from "../lib/infra.js";
 import { createLogger, type Logger } from "../lib/logger.js";
 import { inMemoryTransport, serverInterceptors, type ServiceParts } from "../lib/service-parts.js";
-import { startServer, type RunningServer } from "../lib/server.js";
+import { maxMessageBytes, startServer, type RunningServer } from "../lib/server.js";
 import { createExecutorService } from "./executor/main.js";
 import { createPoolService } from "./pool/main.js";
 import { createStateService } from "./state/main.js";
@@ -67,6 +67,8 @@ export async function startEmbedded(
       logger,
       interceptors: serverInterceptors(logger, config.AGENTAINER_API_TOKEN),
       shutdownTimeoutMs: config.SHUTDOWN_TIMEOUT_MS,
+      // One server for all: it reads what the most demanding of them needs.
+      readMaxBytes: Math.max(maxMessageBytes, ...built.map((p) => p.readMaxBytes ?? 0)),
     });
     logger.info(
       { url: server.url, runtime: executor.runtime.kind },

@@ -10,6 +10,7 @@ import { InMemoryStateStore } from "./memory-store.js";
 import { RedisStateStore } from "./redis-store.js";
 import { stateRoutes } from "./service.js";
 import { createStateManager } from "./state.js";
+import { maxMessageBytes } from "../../lib/server.js";
 
 export type { RunningService };
 
@@ -51,6 +52,8 @@ export async function createStateService(
     logger,
     routes: (router, { shutdownSignal }) => stateRoutes({ state, logger, shutdownSignal })(router),
     listen: { host: config.HOST, port: config.PORT, shutdownTimeoutMs: config.SHUTDOWN_TIMEOUT_MS },
+    // A Batch may carry 1000 operations of a value each: that, and room for keys and framing.
+    readMaxBytes: Math.max(maxMessageBytes, 1000 * config.STATE_MAX_VALUE_BYTES + 16 * 1024 * 1024),
     apiToken: config.AGENTAINER_API_TOKEN,
     async close() {
       if (overrides.bus === undefined) await bus.close();
