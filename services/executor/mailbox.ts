@@ -99,9 +99,13 @@ export class Mailbox {
     const box = new Mailbox(dir, handle, logger);
     const req = join(dir, mailboxFiles.stateRequest);
     const res = join(dir, mailboxFiles.stateResponse);
+    if (!reuse) {
+      // A new directory nobody else has seen yet: both pipes at once, one process.
+      await run("mkfifo", ["-m", "666", req, res]);
+    }
     // A directory a previous Executor process left (an adopted agent's) keeps its pipes: the
     // container has them mounted, so they must be reused, not replaced.
-    for (const pipe of [req, res]) {
+    for (const pipe of reuse ? [req, res] : []) {
       if (isFifo(pipe)) continue;
       // Made under a name of its own, then renamed over whatever an agent put there instead
       // (renaming replaces a link or a file at once, so an agent racing it cannot win).
