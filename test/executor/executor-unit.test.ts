@@ -2,7 +2,7 @@ import { PassThrough } from "node:stream";
 import pino from "pino";
 import { describe, expect, it } from "vitest";
 import { InvalidArgumentError, PermissionDeniedError } from "../../lib/errors.js";
-import { decideOutcome, type ProcessEnd } from "../../services/executor/outcome.js";
+import { decideOutcome } from "../../services/executor/outcome.js";
 import { TaskOutput } from "../../services/executor/output.js";
 import { decode, ProtocolError } from "../../services/executor/protocol.js";
 import { relayStateRequest, type StateOps } from "../../services/executor/state-relay.js";
@@ -13,20 +13,9 @@ import {
   checkNetwork,
   checkTaskRef,
 } from "../../services/executor/validate.js";
+import { processEnd, taskMessage } from "./fixtures.js";
 
-const end = (over: Partial<ProcessEnd>): ProcessEnd => ({
-  exitCode: 0,
-  oomKilled: false,
-  timedOut: false,
-  cancelReason: undefined,
-  runError: undefined,
-  mailbox: { result: undefined, resultTooLarge: false, error: undefined },
-  stdout: Buffer.alloc(0),
-  stderr: Buffer.alloc(0),
-  memoryBytes: 64 * 1024 * 1024,
-  timeoutMs: 30_000,
-  ...over,
-});
+const end = processEnd;
 
 describe("decideOutcome (the contract's result rules)", () => {
   it("puts cancel, timeout and OOM before the exit code", () => {
@@ -146,16 +135,7 @@ describe("the stream protocol", () => {
     );
     return { s: new StreamSession(stdin, stdout), stdout, sent };
   }
-  const task = (id: string) => ({
-    type: "task" as const,
-    task_id: id,
-    workflow_id: "wf",
-    step_id: "s",
-    attempt: 1,
-    index: 0,
-    env: {},
-    input: null,
-  });
+  const task = taskMessage;
   const handlers = {
     onLog: () => undefined,
     onState: () => Promise.resolve({ ok: true as const, result: {} }),

@@ -18,30 +18,18 @@ import {
   maxResultDepth,
   nestsDeeperThan,
   resultTooDeep,
-  type ProcessEnd,
 } from "../../services/executor/outcome.js";
 import { decode } from "../../services/executor/protocol.js";
 import { LocalRuntime } from "../../services/executor/runtime/local.js";
 import { startStateService, type RunningService } from "../../services/state/main.js";
+import { processEnd } from "./fixtures.js";
 
 /** JSON text of `levels` arrays around a number. */
 const nested = (levels: number) => "[".repeat(levels) + "1" + "]".repeat(levels);
 /** The same as objects: {"a":{"a":...1}}. */
 const nestedObject = (levels: number) => '{"a":'.repeat(levels) + "1" + "}".repeat(levels);
 
-const end = (over: Partial<ProcessEnd>): ProcessEnd => ({
-  exitCode: 0,
-  oomKilled: false,
-  timedOut: false,
-  cancelReason: undefined,
-  runError: undefined,
-  mailbox: { result: undefined, resultTooLarge: false, error: undefined },
-  stdout: Buffer.alloc(0),
-  stderr: Buffer.alloc(0),
-  memoryBytes: 64 * 1024 * 1024,
-  timeoutMs: 30_000,
-  ...over,
-});
+const end = processEnd;
 const resultFile = (text: string) => ({ result: text, resultTooLarge: false, error: undefined });
 
 describe("a result's nesting", () => {

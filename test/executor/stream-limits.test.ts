@@ -8,17 +8,9 @@ import {
   StreamSession,
   type StreamTaskHandlers,
 } from "../../services/executor/stream-session.js";
+import { taskMessage } from "./fixtures.js";
 
-const task = (id: string) => ({
-  type: "task" as const,
-  task_id: id,
-  workflow_id: "wf",
-  step_id: "s",
-  attempt: 1,
-  index: 0,
-  env: {},
-  input: null,
-});
+const task = taskMessage;
 
 const stateLine = (taskId: string, n: number) =>
   JSON.stringify({ type: "state", task_id: taskId, request_id: `r${n}`, op: "get", key: "k" }) +
