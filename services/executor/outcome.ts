@@ -38,13 +38,16 @@ export const resultTooDeep =
  * recursion: JSON.parse takes any depth, the call stack does not.
  */
 export function nestsDeeperThan(value: JsonValue, max: number): boolean {
-  // Each entry: a value and how many arrays and objects hold it.
+  if (value === null || typeof value !== "object") return false;
+  // Each entry: an array or object, and how many arrays and objects hold it.
   const open: Array<[JsonValue, number]> = [[value, 0]];
   for (let next = open.pop(); next !== undefined; next = open.pop()) {
     const [v, around] = next;
-    if (v === null || typeof v !== "object") continue;
     if (around + 1 > max) return true;
-    for (const child of Array.isArray(v) ? v : Object.values(v)) open.push([child, around + 1]);
+    // Only arrays and objects are queued: a large flat result costs no entry per element.
+    for (const child of Array.isArray(v) ? v : Object.values(v as object)) {
+      if (child !== null && typeof child === "object") open.push([child as JsonValue, around + 1]);
+    }
   }
   return false;
 }
