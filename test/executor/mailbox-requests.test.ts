@@ -1,4 +1,5 @@
-import { execFile, spawn } from "node:child_process";
+import { execFile, spawn, type ChildProcess } from "node:child_process";
+import { once } from "node:events";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -12,6 +13,18 @@ import type { StateReply } from "../../services/executor/state-relay.js";
 import { eventually } from "../support/await.js";
 
 const sh = promisify(execFile);
+
+/** Kills a detached child's whole process group and waits for the child to be gone. */
+async function killGroup(child: ChildProcess): Promise<void> {
+  if (child.pid === undefined) return; // it never started
+  const gone = child.exitCode !== null || child.signalCode !== null;
+  try {
+    process.kill(-child.pid, "SIGKILL");
+  } catch {
+    return; // already gone
+  }
+  if (!gone) await once(child, "exit");
+}
 
 // A mailbox's state pipes driven by shell processes, as a shell agent drives them; the state
 // handler is a fake that echoes which workflow asked for which key. What an agent writes there
@@ -33,10 +46,16 @@ describe("a mailbox's state requests", () => {
     box = await Mailbox.create(join(dir, "box"), handle, pino({ level: "silent" }));
   });
   afterEach(async () => {
-    for (const c of children.splice(0)) c.kill("SIGKILL");
+    for (const c of children.splice(0)) await killGroup(c);
     await box.close();
     rmSync(dir, { recursive: true, force: true });
   });
+  /** Runs a shell pipeline in its own process group, so that killing it kills every writer. */
+  const flood = (script: string) => {
+    const child = spawn("sh", ["-c", script], { detached: true, stdio: "ignore" });
+    children.push(child);
+    return child;
+  };
   const req = () => join(dir, "box", mailboxFiles.stateRequest);
   const res = () => join(dir, "box", mailboxFiles.stateResponse);
   /** Sends one request and reads one reply, as the contract's `st` helper does. */
@@ -81,10 +100,9 @@ describe("a mailbox's state requests", () => {
 
   it("stops reading a flood whose replies nobody reads, so the writer waits instead", async () => {
     await box.bind({ workflowId: "wf-a", inputJson: "null" });
-    const flood = spawn("sh", ["-c", `yes '{"op":"get","key":"k"}' | head -n 200000 > "${req()}"`]);
-    children.push(flood);
+    const writer = flood(`yes '{"op":"get","key":"k"}' | head -n 200000 > "${req()}"`);
     let exited = false;
-    flood.once("exit", () => (exited = true));
+    writer.once("exit", () => (exited = true));
     await eventually(() => handled > 100);
     await new Promise((resolve) => setTimeout(resolve, 500));
     const settled = handled;
@@ -97,14 +115,12 @@ describe("a mailbox's state requests", () => {
 
   it("gives the next task none of the replies an earlier task left unread", async () => {
     await box.bind({ workflowId: "wf-a", inputJson: "null" });
-    const flood = spawn("sh", [
-      "-c",
-      `yes '{"op":"get","key":"a-secret"}' | head -n 20000 > "${req()}"`,
-    ]);
-    children.push(flood);
+    // Killing only the shell would leave `yes | head` writing: a writer still running after the
+    // next bind belongs to the next task (an exec agent is one trust domain).
+    const writer = flood(`yes '{"op":"get","key":"a-secret"}' | head -n 20000 > "${req()}"`);
     await eventually(() => handled > 100);
     await new Promise((resolve) => setTimeout(resolve, 300));
-    flood.kill("SIGKILL");
+    await killGroup(writer);
     await box.collect();
     await box.bind({ workflowId: "wf-b", inputJson: "null" });
     expect(JSON.parse(await ask('{"op":"get","key":"b-key"}'))).toEqual({
