@@ -313,6 +313,7 @@ export class AgentManager {
       }
     };
     try {
+      await mailbox?.bind({ workflowId: task.ref.workflowId, inputJson: task.inputJson });
       const env = {
         ...task.env,
         ...identityEnv(task.ref),
@@ -321,20 +322,9 @@ export class AgentManager {
           inputJson: task.inputJson,
         }) ?? {}),
       };
+      tCreated = this.ctx.now();
       if (cancelReason === undefined) {
-        // The mailbox is bound while the engine creates the exec (its paths, in the env, do not
-        // depend on the binding): the binding waits for the next turn of the event loop, by
-        // which the create request is on its way. The exec starts once both are done.
-        const ready = new Promise<void>((resolve) => setImmediate(resolve)).then(async () => {
-          await mailbox?.bind({ workflowId: task.ref.workflowId, inputJson: task.inputJson });
-          tCreated = this.ctx.now();
-        });
-        proc = await container.exec({
-          command: task.command,
-          env,
-          workingDir: task.workingDir,
-          ready,
-        });
+        proc = await container.exec({ command: task.command, env, workingDir: task.workingDir });
         tStarted = this.ctx.now();
         this.ctx.tasks.started(record);
         // A cancel that came while the exec was being created had no process to stop.

@@ -388,49 +388,6 @@ describe("DockerRuntime on the real engine", () => {
     });
   });
 
-  it("starts an exec only once its ready work is done, and none when that work fails", async () => {
-    await withSleeper({}, async (container) => {
-      // The process reads a file the ready work writes after a pause: it sees the file only if
-      // it started after that work was done.
-      const proc = await container.exec({
-        command: ["sh", "-c", "cat /ready 2>&1"],
-        env: {},
-        workingDir: "",
-        ready: (async () => {
-          await new Promise((resolve) => setTimeout(resolve, 300));
-          const mark = await container.exec({
-            command: ["sh", "-c", "echo made > /ready"],
-            env: {},
-            workingDir: "",
-          });
-          mark.io.stdout.resume();
-          mark.io.stderr.resume();
-          expect(await mark.wait()).toEqual({ exitCode: 0, oomKilled: false });
-        })(),
-      });
-      const [stdout] = await Promise.all([text(proc.io.stdout), text(proc.io.stderr)]);
-      expect(stdout).toBe("made\n");
-      expect(await proc.wait()).toEqual({ exitCode: 0, oomKilled: false });
-
-      await expect(
-        container.exec({
-          command: ["sh", "-c", "echo ran > /failed"],
-          env: {},
-          workingDir: "",
-          ready: Promise.reject(new Error("the mailbox could not be bound")),
-        }),
-      ).rejects.toThrow("the mailbox could not be bound");
-      const look = await container.exec({
-        command: ["sh", "-c", "cat /failed 2>/dev/null || echo absent"],
-        env: {},
-        workingDir: "",
-      });
-      const [seen] = await Promise.all([text(look.io.stdout), text(look.io.stderr)]);
-      await look.wait();
-      expect(seen).toBe("absent\n");
-    });
-  });
-
   it("kills an exec'd process alone, leaving the container running", async () => {
     await withSleeper({}, async (container) => {
       const proc = await container.exec({ command: ["sleep", "100"], env: {}, workingDir: "" });

@@ -424,23 +424,16 @@ class DockerContainer implements RuntimeContainer {
     const startedMs = Date.now();
     let socket: Readable;
     let exec: Docker.Exec;
-    // The caller's `ready` work runs while the engine creates the exec; either failing fails the
-    // exec. An exec created and never started holds no process (the engine drops it with its
-    // container).
-    const ready = options.ready ?? Promise.resolve();
-    const created = this.container.exec({
-      Cmd: [...options.command],
-      Env: envList(options.env),
-      ...(options.workingDir === "" ? {} : { WorkingDir: options.workingDir }),
-      AttachStdin: false,
-      AttachStdout: true,
-      AttachStderr: true,
-      Tty: false,
-    });
-    created.catch(() => undefined); // awaited below, after `ready`
-    await ready;
     try {
-      exec = await created;
+      exec = await this.container.exec({
+        Cmd: [...options.command],
+        Env: envList(options.env),
+        ...(options.workingDir === "" ? {} : { WorkingDir: options.workingDir }),
+        AttachStdin: false,
+        AttachStdout: true,
+        AttachStderr: true,
+        Tty: false,
+      });
       socket = await exec.start({ hijack: true, stdin: false });
     } catch (err) {
       throw this.error(err);

@@ -226,8 +226,6 @@ class LocalContainer implements RuntimeContainer {
 
   async exec(options: ExecOptions): Promise<RuntimeProcess> {
     if (!this.running) throw new InvalidArgumentError(`process "${this.name}" is not running`);
-    await options.ready;
-    if (!this.running) throw new InvalidArgumentError(`process "${this.name}" is not running`);
     const env = childEnv(this.options.env, options.env);
     const cwd = options.workingDir === "" ? this.options.workingDir : options.workingDir;
     const { child, exited } = startProcess(options.command, env, cwd, false);

@@ -118,12 +118,6 @@ export interface ExecOptions {
   env: Readonly<Record<string, string>>;
   /** Absolute path; empty keeps the container's. */
   workingDir: string;
-  /**
-   * Work that must be done before the process runs (binding the task's mailbox), overlapped with
-   * the engine creating the exec: awaited after the create and before the start. When it
-   * rejects, nothing is started and `exec` rejects with its error.
-   */
-  ready?: Promise<void>;
 }
 
 /** A process started by `exec`: its streams, its end, and a way to stop it. */
