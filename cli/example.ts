@@ -4,7 +4,7 @@ import { createRequire } from "node:module";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { Command, Option } from "commander";
 import type { JsonValue } from "@bufbuild/protobuf";
-import { jsonToValue, valueToJson } from "../lib/json-value.js";
+import { jsonToValue, responseValueToJson } from "../lib/json-value.js";
 import type { Embedded } from "../services/embedded.js";
 import { apiToken, report, type Global } from "./action.js";
 import { parseCount } from "./args.js";
@@ -104,7 +104,7 @@ export function exampleCommand(): Command {
       const end = await watchRun(c, id, { json: g.json, out: process.stdout });
       const { workflow } = await c.workflow.getWorkflow({ workflowId: id });
       if (workflow?.result !== undefined && !g.json) {
-        const result = valueToJson(workflow.result, "result") as {
+        const result = responseValueToJson(workflow.result, "result") as {
           words: Record<string, number>;
           total: number;
           documents: number;

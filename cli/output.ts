@@ -7,7 +7,7 @@ import {
   type TaskCounts,
 } from "../gen/agentainer/workflow/v1/definition_pb.js";
 import type { Workflow } from "../gen/agentainer/workflow/v1/workflow_pb.js";
-import { valueToJson } from "../lib/json-value.js";
+import { responseValueToJson } from "../lib/json-value.js";
 
 /** Human output: aligned tables; `--json` output: the messages in protobuf JSON. */
 
@@ -70,7 +70,8 @@ export function bar(c: TaskCounts | undefined, width = 30): string {
  * to assemble; undefined when it has neither.
  */
 export function resultLine(w: Workflow): string | undefined {
-  if (w.result !== undefined) return `result: ${JSON.stringify(valueToJson(w.result, "result"))}\n`;
+  if (w.result !== undefined)
+    return `result: ${JSON.stringify(responseValueToJson(w.result, "result"))}\n`;
   if (!w.resultOmitted) return undefined;
   const omitted = w.stepProgress.filter((s) => s.outputOmitted).map((s) => s.stepId);
   const step = omitted.length === 1 ? ` --step ${omitted[0]}` : "";

@@ -1,5 +1,5 @@
 import { Command, Option } from "commander";
-import { valueToJson } from "../lib/json-value.js";
+import { responseValueToJson } from "../lib/json-value.js";
 import { WorkflowStatus } from "../gen/agentainer/workflow/v1/definition_pb.js";
 import {
   DeleteWorkflowResponseSchema,
@@ -162,7 +162,9 @@ export function workflowCommand(): Command {
               `${j.attempt}/${j.maxAttempts}`,
               j.agentId || j.containerName || "-",
               j.exitCode === undefined ? "-" : String(j.exitCode),
-              o.results && j.result ? JSON.stringify(valueToJson(j.result, "result")) : j.error,
+              o.results && j.result
+                ? JSON.stringify(responseValueToJson(j.result, "result"))
+                : j.error,
             ]),
           ),
         );

@@ -5,10 +5,66 @@ import { InvalidArgumentError } from "./errors.js";
 export type { JsonValue } from "@bufbuild/protobuf";
 
 /**
+ * How many arrays and objects one JSON value may nest inside one another, wherever it enters:
+ * request values, state values, agents' results. As a google.protobuf.Value each level costs two
+ * messages, and gRPC's C++, Java and Python runtimes refuse a message nested past 100: a value of
+ * 49 levels inside a response fails that response for those clients (every ListTasks or GetAll
+ * that includes it). 32 leaves room for the messages around a value.
+ */
+export const maxJsonDepth = 32;
+
+/** The error for a request value nesting deeper than maxJsonDepth; `field` names it. */
+function tooDeep(field: string): InvalidArgumentError {
+  return new InvalidArgumentError(
+    `${field} nests deeper than ${maxJsonDepth} levels of arrays and objects; ` +
+      "send a flatter value (or the deep part as a JSON string)",
+    { field },
+  );
+}
+
+/**
+ * Whether `value` nests more than `max` arrays and objects inside one another. Walks without
+ * recursion: JSON.parse takes any depth, the call stack does not.
+ */
+export function nestsDeeperThan(value: JsonValue, max: number): boolean {
+  if (value === null || typeof value !== "object") return false;
+  // Each entry: an array or object, and how many arrays and objects hold it.
+  const open: Array<[JsonValue, number]> = [[value, 0]];
+  for (let next = open.pop(); next !== undefined; next = open.pop()) {
+    const [v, around] = next;
+    if (around + 1 > max) return true;
+    // Only arrays and objects are queued: a large flat value costs no entry per element.
+    for (const child of Array.isArray(v) ? v : Object.values(v as object)) {
+      if (child !== null && typeof child === "object") open.push([child as JsonValue, around + 1]);
+    }
+  }
+  return false;
+}
+
+/**
  * Converts a google.protobuf.Value from a request into plain JSON, rejecting what JSON cannot
- * hold (NaN, Infinity) and values with no kind set. `field` names the request field in errors.
+ * hold (NaN, Infinity), values with no kind set, and values nesting deeper than maxJsonDepth.
+ * `field` names the request field in errors.
  */
 export function valueToJson(value: Value | undefined, field: string): JsonValue {
+  return checkDepth(convertValue(value, field), field);
+}
+
+/**
+ * Converts a google.protobuf.Value that a service sent back (a result, a stored value) into plain
+ * JSON, without the nesting limit: values were checked where they entered, and one that grew a
+ * level since (a list of values at the limit) must still be readable.
+ */
+export function responseValueToJson(value: Value | undefined, field: string): JsonValue {
+  return convertValue(value, field);
+}
+
+function checkDepth(json: JsonValue, field: string): JsonValue {
+  if (nestsDeeperThan(json, maxJsonDepth)) throw tooDeep(field);
+  return json;
+}
+
+function convertValue(value: Value | undefined, field: string): JsonValue {
   if (value === undefined) throw new InvalidArgumentError(`${field} is required`, { field });
   const kind = value.kind;
   switch (kind.case) {
@@ -25,12 +81,12 @@ export function valueToJson(value: Value | undefined, field: string): JsonValue 
       }
       return kind.value;
     case "listValue":
-      return kind.value.values.map((v, i) => valueToJson(v, `${field}[${i}]`));
+      return kind.value.values.map((v, i) => convertValue(v, `${field}[${i}]`));
     case "structValue": {
       // A null prototype keeps a field named "__proto__" an ordinary key.
       const out = Object.create(null) as { [k: string]: JsonValue };
       for (const [k, v] of Object.entries(kind.value.fields)) {
-        out[k] = valueToJson(v, `${field}.${k}`);
+        out[k] = convertValue(v, `${field}.${k}`);
       }
       return out;
     }
@@ -73,15 +129,20 @@ export function canonicalJson(value: JsonValue): string {
 
 /**
  * Checks plain JSON decoded from a google.protobuf.Struct field (protobuf-es maps Struct to a
- * JSON object directly), which may still hold NaN or Infinity from the binary encoding.
+ * JSON object directly), which may still hold NaN or Infinity from the binary encoding, or nest
+ * deeper than maxJsonDepth.
  */
 export function checkJson(value: JsonValue, field: string): JsonValue {
+  return checkDepth(checkFinite(value, field), field);
+}
+
+function checkFinite(value: JsonValue, field: string): JsonValue {
   if (typeof value === "number" && !Number.isFinite(value)) {
     throw new InvalidArgumentError(`${field} is ${value}; JSON numbers must be finite`, { field });
   }
-  if (Array.isArray(value)) value.forEach((v, i) => checkJson(v, `${field}[${i}]`));
+  if (Array.isArray(value)) value.forEach((v, i) => checkFinite(v, `${field}[${i}]`));
   else if (value !== null && typeof value === "object") {
-    for (const [k, v] of Object.entries(value)) checkJson(v, `${field}.${k}`);
+    for (const [k, v] of Object.entries(value)) checkFinite(v, `${field}.${k}`);
   }
   return value;
 }

@@ -1,4 +1,5 @@
 import type { JsonValue } from "@bufbuild/protobuf";
+import { maxJsonDepth, nestsDeeperThan } from "../../lib/json-value.js";
 import type { MailboxOutput } from "./mailbox.js";
 import type { TaskStatus } from "./task.js";
 
@@ -20,37 +21,15 @@ export interface ProcessEnd {
 }
 
 /**
- * Most arrays and objects a result may nest inside one another. protobuf-es (like C++ and Java)
- * decodes binary at most 100 messages deep, and each level of a google.protobuf.Value takes two
- * (Value, then ListValue or Struct): a result nesting 49 levels already makes the GetTask,
- * ListTasks and RunTask responses holding it undecodable by such gRPC clients (jsonToValue's own
- * limit, 99, is far past that). 32 leaves the Workflow service room to wrap results in its own
- * messages and in the next step's input.
+ * Most arrays and objects a result may nest inside one another: the limit of every JSON value
+ * (lib/json-value.ts, maxJsonDepth, says why). A result deeper than that fails its own task
+ * rather than every response that would carry it.
  */
-export const maxResultDepth = 32;
+export const maxResultDepth = maxJsonDepth;
 
 export const resultTooDeep =
   `the result nests deeper than ${maxResultDepth} levels of arrays and objects; ` +
   "return a flatter result (or pass the deep part as a JSON string)";
-
-/**
- * Whether `value` nests more than `max` arrays and objects inside one another. Walks without
- * recursion: JSON.parse takes any depth, the call stack does not.
- */
-export function nestsDeeperThan(value: JsonValue, max: number): boolean {
-  if (value === null || typeof value !== "object") return false;
-  // Each entry: an array or object, and how many arrays and objects hold it.
-  const open: Array<[JsonValue, number]> = [[value, 0]];
-  for (let next = open.pop(); next !== undefined; next = open.pop()) {
-    const [v, around] = next;
-    if (around + 1 > max) return true;
-    // Only arrays and objects are queued: a large flat result costs no entry per element.
-    for (const child of Array.isArray(v) ? v : Object.values(v as object)) {
-      if (child !== null && typeof child === "object") open.push([child as JsonValue, around + 1]);
-    }
-  }
-  return false;
-}
 
 export interface Decided {
   status: TaskStatus;

@@ -1,5 +1,6 @@
 import type { JsonValue } from "@bufbuild/protobuf";
-import { maxResultDepth, nestsDeeperThan, resultTooDeep } from "./outcome.js";
+import { nestsDeeperThan } from "../../lib/json-value.js";
+import { maxResultDepth, resultTooDeep } from "./outcome.js";
 
 /**
  * The stream protocol (docs/agent-protocol.md, "Stream agents"), version 1: one JSON object per

@@ -1,6 +1,6 @@
 import type { JsonValue } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { jsonToValue, valueToJson } from "../../lib/json-value.js";
+import { jsonToValue, responseValueToJson } from "../../lib/json-value.js";
 import type { BatchingStateClient } from "../state/batching-client.js";
 
 /**
@@ -79,7 +79,10 @@ export async function relayStateRequest(
     switch (op) {
       case "get": {
         const r = await state.get({ workflowId, key: key() });
-        return ok({ value: r.value ? valueToJson(r.value, "value") : null, version: n(r.version) });
+        return ok({
+          value: r.value ? responseValueToJson(r.value, "value") : null,
+          version: n(r.version),
+        });
       }
       case "set": {
         const r = await state.set({ workflowId, key: key(), value: valueField(request, "value") });
@@ -138,7 +141,7 @@ export async function relayStateRequest(
         // "current" is left out when the key is absent (JSON null is a value).
         return ok({
           swapped: r.swapped,
-          ...(r.current ? { current: valueToJson(r.current, "current") } : {}),
+          ...(r.current ? { current: responseValueToJson(r.current, "current") } : {}),
           version: n(r.version),
         });
       }

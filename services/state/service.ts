@@ -83,11 +83,10 @@ export function createStateService(deps: StateServiceDeps): ServiceImpl<typeof S
       return { values: r.values, version: BigInt(r.version) };
     },
     async putAll(req) {
-      return {
-        version: BigInt(
-          await state.putAll(req.workflowId, checkJson(req.values ?? {}, "values") as JsonObject),
-        ),
-      };
+      const values = (req.values ?? {}) as JsonObject;
+      // Each value is checked as its own field: it is stored, and nests, on its own.
+      for (const [k, v] of Object.entries(values)) checkJson(v, `values.${k}`);
+      return { version: BigInt(await state.putAll(req.workflowId, values)) };
     },
     async deleteAll(req) {
       const r = await state.deleteAll(req.workflowId);

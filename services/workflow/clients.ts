@@ -2,7 +2,7 @@ import type { JsonValue, MessageInitShape } from "@bufbuild/protobuf";
 import { Code, ConnectError, type Client } from "@connectrpc/connect";
 import { Channel } from "../../lib/channel.js";
 import { fromConnectError } from "../../lib/error-interceptor.js";
-import { jsonToValue, valueToJson } from "../../lib/json-value.js";
+import { jsonToValue, responseValueToJson } from "../../lib/json-value.js";
 import type { Logger } from "../../lib/logger.js";
 import { msToDuration } from "../../lib/time.js";
 import {
@@ -56,7 +56,7 @@ function outcomeOf(r: TaskResult | undefined): AttemptOutcome {
     status: statuses[r.status] ?? "failed",
     exitCode: r.exitCode,
     error: r.error,
-    result: r.result === undefined ? undefined : valueToJson(r.result, "result"),
+    result: r.result === undefined ? undefined : responseValueToJson(r.result, "result"),
     containerId: r.containerId,
     containerName: r.containerName,
     agentId: r.agentId,
@@ -321,7 +321,7 @@ export function stateClientPort(state: Client<typeof StateService>): WorkflowSta
     async get(workflowId, key) {
       try {
         const r = await state.get({ workflowId, key });
-        return r.value === undefined ? null : valueToJson(r.value, key);
+        return r.value === undefined ? null : responseValueToJson(r.value, key);
       } catch (err) {
         if (ConnectError.from(err).code === Code.NotFound) return undefined;
         throw fromConnectError(err, "state service");

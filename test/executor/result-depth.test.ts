@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import { fileURLToPath } from "node:url";
 import { fromJson, type JsonValue } from "@bufbuild/protobuf";
 import { ValueSchema } from "@bufbuild/protobuf/wkt";
-import { createClient, type Client } from "@connectrpc/connect";
+import { Code, ConnectError, createClient, type Client } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import {
@@ -13,12 +13,8 @@ import {
 } from "../../gen/agentainer/executor/v1/executor_pb.js";
 import { StateService } from "../../gen/agentainer/state/v1/state_pb.js";
 import { startExecutorService, type RunningExecutor } from "../../services/executor/main.js";
-import {
-  decideOutcome,
-  maxResultDepth,
-  nestsDeeperThan,
-  resultTooDeep,
-} from "../../services/executor/outcome.js";
+import { nestsDeeperThan } from "../../lib/json-value.js";
+import { decideOutcome, maxResultDepth, resultTooDeep } from "../../services/executor/outcome.js";
 import { decode } from "../../services/executor/protocol.js";
 import { LocalRuntime } from "../../services/executor/runtime/local.js";
 import { startStateService, type RunningService } from "../../services/state/main.js";
@@ -168,13 +164,18 @@ describe("the Executor, when a task's result nests too deep", () => {
             input: fromJson(ValueSchema, JSON.parse(input)),
           })
         ).result!;
-      const deep = await echo(nestedObject(40));
+      // An input itself deeper than the limit is refused before any agent sees it.
+      const refused = await echo(nestedObject(maxResultDepth + 1)).catch((e: unknown) => e);
+      expect(ConnectError.from(refused).code).toBe(Code.InvalidArgument);
+      expect(ConnectError.from(refused).rawMessage).toMatch(/^input nests deeper than 32 levels/);
+      // An input at the limit passes; its echo, one level deeper, fails its task.
+      const deep = await echo(nestedObject(maxResultDepth));
       expect(deep.status).toBe(TaskStatus.FAILED);
       expect(deep.error).toBe(resultTooDeep);
       expect(deep.agentState).toBe(AgentState.READY);
       const next = await echo(nestedObject(3));
       expect(next.status).toBe(TaskStatus.SUCCEEDED);
-      expect((await client.listTasks({ agentId })).tasks).toHaveLength(2);
+      expect((await client.listTasks({ agentId })).tasks).toHaveLength(2); // the refused one never ran
     } finally {
       await client.destroyAgent({ agentId, force: true });
     }

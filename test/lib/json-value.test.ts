@@ -6,6 +6,8 @@ import {
   canonicalJson,
   checkJson,
   jsonToValue,
+  maxJsonDepth,
+  nestsDeeperThan,
   valueToJson,
   type JsonValue,
 } from "../../lib/json-value.js";
@@ -218,5 +220,39 @@ describe("checkJson", () => {
   it("names the path through arrays of objects like values[2].a", () => {
     const err = invalidArgument(() => checkJson([{}, {}, { a: Number.NaN }], "values"));
     expect(err.field).toBe("values[2].a");
+  });
+});
+
+describe("the nesting limit of request values", () => {
+  /** `levels` lists around a number, as a Value and as JSON. */
+  const nestedValue = (levels: number): Value =>
+    levels === 0 ? num(1) : list(nestedValue(levels - 1));
+  const nestedJson = (levels: number): JsonValue =>
+    JSON.parse("[".repeat(levels) + "1" + "]".repeat(levels));
+
+  it(`takes ${maxJsonDepth} levels of lists and structs, and refuses one more, naming the field`, () => {
+    expect(valueToJson(nestedValue(maxJsonDepth), "input")).toEqual(nestedJson(maxJsonDepth));
+    const err = invalidArgument(() => valueToJson(nestedValue(maxJsonDepth + 1), "input"));
+    expect(err.message).toBe(
+      "input nests deeper than 32 levels of arrays and objects; send a flatter value (or the deep part as a JSON string)",
+    );
+    expect(err.field).toBe("input");
+    // Structs count as lists do.
+    let deep: Value = str("x");
+    for (let i = 0; i <= maxJsonDepth; i++) deep = i % 2 ? struct({ a: deep }) : list(deep);
+    expect(invalidArgument(() => valueToJson(deep, "value")).field).toBe("value");
+  });
+
+  it("checks JSON decoded from a Struct field the same way", () => {
+    expect(checkJson(nestedJson(maxJsonDepth), "values.k")).toEqual(nestedJson(maxJsonDepth));
+    expect(invalidArgument(() => checkJson(nestedJson(maxJsonDepth + 1), "values.k")).field).toBe(
+      "values.k",
+    );
+  });
+
+  it("counts depth, not size: a wide flat value passes", () => {
+    const wide = Array.from({ length: 100_000 }, (_, i) => [i]);
+    expect(nestsDeeperThan(wide, 2)).toBe(false);
+    expect(nestsDeeperThan(wide, 1)).toBe(true);
   });
 });

@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { fileURLToPath } from "node:url";
-import { create, fromBinary } from "@bufbuild/protobuf";
+import { create, fromBinary, fromJson, toJson, type JsonValue } from "@bufbuild/protobuf";
 import { ValueSchema } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, createClient, type Client } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
@@ -158,6 +158,45 @@ for (const backend of backends) {
       expect((await client.describeWorkflowState({ workflowId })).info?.usedBytes).toBe(
         BigInt(3 + 3002 + 1 + 1),
       );
+    });
+
+    it("refuses a value nesting deeper than 32 levels with INVALID_ARGUMENT and stores nothing; 32 levels round-trip", async () => {
+      const workflowId = await newWorkflow();
+      // 33 levels as a google.protobuf.Value (67 messages) still decodes; inside a response
+      // it would come close to the 100 that gRPC's C++, Java and Python clients decode.
+      const deep = "[".repeat(33) + "1" + "]".repeat(33);
+      const fits = "[".repeat(32) + "1" + "]".repeat(32);
+      const refusals = [
+        client.set({ workflowId, key: "k", value: fromJson(ValueSchema, JSON.parse(deep)) }),
+        client.putAll({ workflowId, values: { k: JSON.parse(deep) as JsonValue } }),
+        client.appendToList({
+          workflowId,
+          key: "k",
+          values: [num(1), fromJson(ValueSchema, JSON.parse(deep))],
+        }),
+      ];
+      const fields = ["value", "values.k", "values[1]"];
+      for (const [i, call] of refusals.entries()) {
+        const err = ConnectError.from(await call.catch((e: unknown) => e));
+        expect(err.code).toBe(Code.InvalidArgument);
+        expect(err.rawMessage).toBe(
+          `${fields[i]} nests deeper than 32 levels of arrays and objects; send a flatter value (or the deep part as a JSON string)`,
+        );
+      }
+      expect((await client.getAll({ workflowId })).values).toEqual({});
+      await client.set({ workflowId, key: "k", value: fromJson(ValueSchema, JSON.parse(fits)) });
+      expect(toJson(ValueSchema, (await client.get({ workflowId, key: "k" })).value!)).toEqual(
+        JSON.parse(fits),
+      );
+      // A list of values at the limit is one level deeper, and stays readable.
+      await client.appendToList({
+        workflowId,
+        key: "list",
+        values: [fromJson(ValueSchema, JSON.parse(fits))],
+      });
+      expect(toJson(ValueSchema, (await client.get({ workflowId, key: "list" })).value!)).toEqual([
+        JSON.parse(fits),
+      ]);
     });
 
     it("streams changes with Watch: a snapshot first, then each write in order", async () => {

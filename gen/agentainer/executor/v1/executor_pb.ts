@@ -202,7 +202,9 @@ export type TaskSpec = Message<"agentainer.executor.v1.TaskSpec"> & {
    * The task's input: any JSON value; unset means null. Delivered as
    * docs/agent-protocol.md says (an environment variable when small, a file
    * when large). At most EXECUTOR_MAX_INPUT_BYTES of canonical JSON (4 MiB
-   * unless configured): RESOURCE_EXHAUSTED beyond. Numbers must be finite.
+   * unless configured): RESOURCE_EXHAUSTED beyond. Numbers must be finite,
+   * and at most 32 arrays and objects nest inside one another
+   * (INVALID_ARGUMENT).
    *
    * @generated from field: google.protobuf.Value input = 10;
    */

@@ -1433,7 +1433,9 @@ export const StateOperationSchema: GenEnum<StateOperation> = /*@__PURE__*/
 
 /**
  * StateService keeps one key/value state per workflow. Values are JSON
- * (google.protobuf.Value). Every write is atomic (one Redis Lua script or one
+ * (google.protobuf.Value) nesting at most 32 arrays and objects inside one
+ * another (INVALID_ARGUMENT otherwise; gRPC's C++, Java and Python runtimes
+ * decode messages only 100 deep, and each JSON level costs two). Every write is atomic (one Redis Lua script or one
  * synchronous in-memory step), bumps the workflow's state version by one and
  * publishes a StateChanged event.
  *
@@ -1444,7 +1446,8 @@ export const StateOperationSchema: GenEnum<StateOperation> = /*@__PURE__*/
  *
  * Status codes used throughout:
  *   INVALID_ARGUMENT     a malformed request (empty or oversize key, bad
- *                        workflow id, NaN/Infinity in a value, ...).
+ *                        workflow id, NaN/Infinity in a value, a value
+ *                        nesting deeper than 32 levels, ...).
  *   NOT_FOUND            the workflow has no state, or (Get) the key is absent.
  *   FAILED_PRECONDITION  the operation does not fit the stored value's type
  *                        (Increment on a string, AppendToList on a number).

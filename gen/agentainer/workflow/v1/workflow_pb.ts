@@ -375,7 +375,8 @@ export type CreateWorkflowRequest = Message<"agentainer.workflow.v1.CreateWorkfl
 
   /**
    * The input document, handed to tasks as "input" and read by
-   * map_items.from_input and `when` (`input...`). At most 16 MiB of JSON.
+   * map_items.from_input and `when` (`input...`). At most 16 MiB of JSON,
+   * nesting at most 32 arrays and objects inside one another.
    *
    * @generated from field: google.protobuf.Value input = 5;
    */
