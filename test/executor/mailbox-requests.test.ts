@@ -115,9 +115,10 @@ describe("a mailbox's state requests", () => {
 
   it("gives the next task none of the replies an earlier task left unread", async () => {
     await box.bind({ workflowId: "wf-a", inputJson: "null" });
-    // Killing only the shell would leave `yes | head` writing: a writer still running after the
-    // next bind belongs to the next task (an exec agent is one trust domain).
-    const writer = flood(`yes '{"op":"get","key":"a-secret"}' | head -n 20000 > "${req()}"`);
+    // One process writes, a line per write: once it has exited nothing more can arrive (a
+    // pipeline's other processes may outlive the shell and write on into the next task's
+    // binding, which is then theirs: an exec agent is one trust domain).
+    const writer = flood(`while :; do echo '{"op":"get","key":"a-secret"}'; done > "${req()}"`);
     await eventually(() => handled > 100);
     await new Promise((resolve) => setTimeout(resolve, 300));
     await killGroup(writer);
