@@ -47,7 +47,7 @@ export function nestsDeeperThan(value: JsonValue, max: number): boolean {
  * `field` names the request field in errors.
  */
 export function valueToJson(value: Value | undefined, field: string): JsonValue {
-  return checkDepth(convertValue(value, field), field);
+  return convertValue(value, field, 0, field);
 }
 
 /**
@@ -56,15 +56,28 @@ export function valueToJson(value: Value | undefined, field: string): JsonValue 
  * level since (a list of values at the limit) must still be readable.
  */
 export function responseValueToJson(value: Value | undefined, field: string): JsonValue {
-  return convertValue(value, field);
+  return convertValue(value, field, 0, undefined);
 }
 
-function checkDepth(json: JsonValue, field: string): JsonValue {
-  if (nestsDeeperThan(json, maxJsonDepth)) throw tooDeep(field);
-  return json;
+/**
+ * The depth of an array or object `around` others deep, checked against maxJsonDepth when
+ * `limited` names the field the whole value came in (the error names it, not the deep part).
+ */
+function enter(around: number, limited: string | undefined): number {
+  if (limited !== undefined && around + 1 > maxJsonDepth) throw tooDeep(limited);
+  return around + 1;
 }
 
-function convertValue(value: Value | undefined, field: string): JsonValue {
+/**
+ * One walk converts, checks the numbers and counts the depth. It recurses: the wire decoding
+ * has bounded the depth already (a value deeper than protobuf's message limit never decodes).
+ */
+function convertValue(
+  value: Value | undefined,
+  field: string,
+  around: number,
+  limited: string | undefined,
+): JsonValue {
   if (value === undefined) throw new InvalidArgumentError(`${field} is required`, { field });
   const kind = value.kind;
   switch (kind.case) {
@@ -80,13 +93,16 @@ function convertValue(value: Value | undefined, field: string): JsonValue {
         });
       }
       return kind.value;
-    case "listValue":
-      return kind.value.values.map((v, i) => convertValue(v, `${field}[${i}]`));
+    case "listValue": {
+      const depth = enter(around, limited);
+      return kind.value.values.map((v, i) => convertValue(v, `${field}[${i}]`, depth, limited));
+    }
     case "structValue": {
+      const depth = enter(around, limited);
       // A null prototype keeps a field named "__proto__" an ordinary key.
       const out = Object.create(null) as { [k: string]: JsonValue };
       for (const [k, v] of Object.entries(kind.value.fields)) {
-        out[k] = convertValue(v, `${field}.${k}`);
+        out[k] = convertValue(v, `${field}.${k}`, depth, limited);
       }
       return out;
     }
@@ -133,16 +149,17 @@ export function canonicalJson(value: JsonValue): string {
  * deeper than maxJsonDepth.
  */
 export function checkJson(value: JsonValue, field: string): JsonValue {
-  return checkDepth(checkFinite(value, field), field);
+  checkFinite(value, field, 0, field);
+  return value;
 }
 
-function checkFinite(value: JsonValue, field: string): JsonValue {
+/** Like convertValue, one walk for the numbers and the depth of decoded JSON. */
+function checkFinite(value: JsonValue, field: string, around: number, root: string): void {
   if (typeof value === "number" && !Number.isFinite(value)) {
     throw new InvalidArgumentError(`${field} is ${value}; JSON numbers must be finite`, { field });
   }
-  if (Array.isArray(value)) value.forEach((v, i) => checkFinite(v, `${field}[${i}]`));
-  else if (value !== null && typeof value === "object") {
-    for (const [k, v] of Object.entries(value)) checkFinite(v, `${field}.${k}`);
-  }
-  return value;
+  if (value === null || typeof value !== "object") return;
+  const depth = enter(around, root);
+  if (Array.isArray(value)) value.forEach((v, i) => checkFinite(v, `${field}[${i}]`, depth, root));
+  else for (const [k, v] of Object.entries(value)) checkFinite(v, `${field}.${k}`, depth, root);
 }
