@@ -73,6 +73,8 @@ interface Row {
   p50: number;
   p99: number;
   mean: number;
+  /** CPU time of this whole process (client, service and baseline alike) per task, p50. */
+  cpu: number;
 }
 const rows: Row[] = [];
 
@@ -98,12 +100,16 @@ async function measureTogether(paths: Path[], n = tasks): Promise<void> {
     for (const p of paths) await p.run(-1 - i);
   }
   const ms = paths.map(() => [] as number[]);
+  const cpuMs = paths.map(() => [] as number[]);
   for (let i = 0; i < n; i++) {
     for (let k = 0; k < paths.length; k++) {
       const at = (i + k) % paths.length;
+      const cpu0 = process.cpuUsage();
       const t0 = process.hrtime.bigint();
       await paths[at]!.run(i);
       ms[at]!.push(Number(process.hrtime.bigint() - t0) / 1e6);
+      const cpu = process.cpuUsage(cpu0);
+      cpuMs[at]!.push((cpu.user + cpu.system) / 1000);
     }
   }
   paths.forEach((p, k) => {
@@ -115,6 +121,7 @@ async function measureTogether(paths: Path[], n = tasks): Promise<void> {
       p50: percentile(sorted, 50),
       p99: percentile(sorted, 99),
       mean: ms[k]!.reduce((a, b) => a + b, 0) / n,
+      cpu: percentile(Float64Array.from(cpuMs[k]!).sort(), 50),
     });
   });
 }
@@ -201,18 +208,30 @@ async function run(docker: Docker): Promise<void> {
     });
     const execAgent = exec.agent!.agentId;
     cleanups.push(() => client.destroyAgent({ agentId: execAgent, force: true }));
+    const bareExec = async () => {
+      const e = await sleeper.exec({ Cmd: ["true"], AttachStdout: true, AttachStderr: true });
+      const stream = (await e.start({ hijack: true, stdin: false })) as Duplex;
+      await new Promise((resolve) => {
+        stream.on("end", resolve);
+        stream.resume();
+      });
+      await e.inspect();
+    };
+    // What any RPC adds after an exec here: the service's margin over this row is the
+    // Executor's own cost; this row's margin over the bare exec is the RPC's.
+    const health = createClient(Health, transport);
     await measureTogether([
       {
         what: "exec",
         path: "bare dockerode: exec create+start+end+inspect",
+        run: bareExec,
+      },
+      {
+        what: "exec",
+        path: "RPC floor: the bare exec, then grpc.health.v1.Health/Check",
         run: async () => {
-          const e = await sleeper.exec({ Cmd: ["true"], AttachStdout: true, AttachStderr: true });
-          const stream = (await e.start({ hijack: true, stdin: false })) as Duplex;
-          await new Promise((resolve) => {
-            stream.on("end", resolve);
-            stream.resume();
-          });
-          await e.inspect();
+          await bareExec();
+          await health.check({});
         },
       },
       {
@@ -339,12 +358,14 @@ function report(): void {
   // prettier-ignore
   const columns: Column[] = [
     { title: "task" }, { title: "path" }, { title: "n", right: true }, { title: "p50 ms", right: true },
-    { title: "p99 ms", right: true }, { title: "mean ms", right: true }, { title: "vs bare (p50)" },
-    { title: "target" }, { title: "" },
+    { title: "p99 ms", right: true }, { title: "mean ms", right: true }, { title: "cpu ms", right: true },
+    { title: "vs bare (p50)" }, { title: "target" }, { title: "" },
   ];
   const cells = rows.map((r) => {
     const base = rows.find((b) => b.what === r.what && b.path.startsWith("bare"));
-    const ours = base !== undefined && base !== r && !r.path.startsWith("RPC floor");
+    const floor = r.path.startsWith("RPC floor");
+    const ours = base !== undefined && base !== r && !floor;
+    const margin = (b: Row) => `${r.p50 >= b.p50 ? "+" : "−"}${fixed(Math.abs(r.p50 - b.p50))} ms`;
     return [
       r.what,
       r.path,
@@ -352,16 +373,19 @@ function report(): void {
       fixed(r.p50),
       fixed(r.p99),
       fixed(r.mean),
+      fixed(r.cpu),
       ours
-        ? `${fixed(r.p50 / base.p50)}×, ${r.p50 >= base.p50 ? "+" : "−"}${fixed(Math.abs(r.p50 - base.p50))} ms`
-        : r.path.startsWith("RPC floor")
-          ? "reference: any call's cost"
+        ? `${fixed(r.p50 / base.p50)}×, ${margin(base)}`
+        : floor
+          ? r.what === "exec" && base !== undefined
+            ? `reference: ${margin(base)}, one call's cost after an exec`
+            : "reference: any call's cost"
           : "baseline",
       ours ? (target[r.what] ?? "") : "",
       ours ? verdict(r, base) : "",
     ];
   });
-  const setup = `tasks one at a time; cold and exec: the baseline and the service taking turns round by round; stream: one row after another; each after a warm-up of at least 10 rounds and 2 s; ${cpus().length} CPUs, Node ${process.version}`;
+  const setup = `tasks one at a time; cold and exec: the baseline and the service taking turns round by round; stream: one row after another; each after a warm-up of at least 10 rounds and 2 s; cpu ms: this process's CPU time per task, p50 (the client and the Executor run in it; the engine's work is not counted); ${cpus().length} CPUs, Node ${process.version}`;
   say(`\nExecutor benchmark: ${setup}.\n`);
   say(textTable(columns, cells));
   say(`\nMarkdown:\n\n${markdownTable(columns, cells)}`);

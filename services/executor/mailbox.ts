@@ -287,13 +287,15 @@ function openPipe(path: string, readable: boolean): Socket {
   return socket;
 }
 
+/** Where drained bytes go: discarded, so one buffer serves every mailbox. */
+const drainBuffer = Buffer.allocUnsafe(65536);
+
 /** Reads and discards whatever is buffered in a named pipe (never blocks). */
 function drainPipe(path: string): void {
   let fd: number | undefined;
   try {
     fd = openFifo(path, constants.O_RDONLY); // throws if the agent put something else there
-    const buf = Buffer.alloc(65536);
-    while (readSync(fd, buf, 0, buf.length, null) > 0) {
+    while (readSync(fd, drainBuffer, 0, drainBuffer.length, null) > 0) {
       // discard
     }
   } catch {
