@@ -3,6 +3,7 @@ import { lstat, mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import type { Logger } from "../../lib/logger.js";
 import { mailboxMountPoint } from "./contract.js";
+import type { FifoStock } from "./fifo-stock.js";
 import { Mailbox, type StateHandler } from "./mailbox.js";
 import type { ContainerRuntime, Mount } from "./runtime/runtime.js";
 import type { TaskRegistry } from "./task-registry.js";
@@ -16,6 +17,8 @@ export interface ExecutorContext {
   nodeId: string;
   /** Host directory holding the mailboxes. */
   workDir: string;
+  /** Where mailboxes get their named pipes (in `workDir`). */
+  fifos: FifoStock;
   /** Answers agents' state requests for a workflow. */
   state: StateHandler;
   logger: Logger;
@@ -23,14 +26,17 @@ export interface ExecutorContext {
 }
 
 /**
- * Makes the work directory and its `tasks` and `agents` directories, and checks that each is a
- * real directory (not a link) of this user that nobody else can write to. Mailboxes are made in
- * them and mounted into containers: one that another local user could replace (the default is
- * under the shared /tmp) would let them choose what a container gets mounted read-write.
+ * Makes the work directory and its `tasks`, `agents` and `fifos` directories, and checks that
+ * each is a real directory (not a link) of this user that nobody else can write to. Mailboxes are
+ * made in the first two and mounted into containers: one that another local user could replace
+ * (the default is under the shared /tmp) would let them choose what a container gets mounted
+ * read-write. `fifos` holds the named pipes made ahead (fifo-stock.ts); no container mounts it.
+ * Returns the `fifos` directory.
  */
-export async function prepareWorkDir(workDir: string): Promise<void> {
-  for (const dir of [workDir, join(workDir, "tasks"), join(workDir, "agents")]) {
-    await mkdir(dir, { recursive: true, mode: 0o755 });
+export async function prepareWorkDir(workDir: string): Promise<string> {
+  const fifos = join(workDir, "fifos");
+  for (const dir of [workDir, join(workDir, "tasks"), join(workDir, "agents"), fifos]) {
+    await mkdir(dir, { recursive: true, mode: dir === fifos ? 0o700 : 0o755 });
     const stats = await lstat(dir);
     const uid = process.getuid?.() ?? stats.uid;
     if (!stats.isDirectory() || stats.uid !== uid || (stats.mode & 0o022) !== 0) {
@@ -39,6 +45,7 @@ export async function prepareWorkDir(workDir: string): Promise<void> {
       );
     }
   }
+  return fifos;
 }
 
 /** A fresh directory name for a task's or an agent's mailbox: its id and a random suffix. */
@@ -57,7 +64,7 @@ export async function openMailbox(
   reuse = false,
 ): Promise<{ mailbox: Mailbox; mounts: Mount[]; visibleDir: string }> {
   const dir = join(ctx.workDir, kind, name);
-  const mailbox = await Mailbox.create(dir, ctx.state, ctx.logger, reuse);
+  const mailbox = await Mailbox.create(dir, ctx.state, ctx.logger, ctx.fifos, reuse);
   // Without isolation the process sees the host's filesystem: no mount, the host path.
   if (!ctx.runtime.isolated) return { mailbox, mounts: [], visibleDir: dir };
   return {

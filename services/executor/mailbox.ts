@@ -1,12 +1,10 @@
-import { execFile } from "node:child_process";
-import { closeSync, constants, readSync, renameSync } from "node:fs";
-import { randomUUID } from "node:crypto";
+import { closeSync, constants, readSync } from "node:fs";
 import { chmod, lstat, mkdir, rm } from "node:fs/promises";
 import { Socket } from "node:net";
 import { join } from "node:path";
-import { promisify } from "node:util";
 import type { Logger } from "../../lib/logger.js";
 import { contractEnv, inlineInputBytes, mailboxFiles, maxResultBytes } from "./contract.js";
+import type { FifoStock } from "./fifo-stock.js";
 import {
   isFifo,
   openFifo,
@@ -18,8 +16,6 @@ import {
 import { LineSplitter } from "./lines.js";
 import { maxLineBytes } from "./protocol.js";
 import type { StateReply } from "./state-relay.js";
-
-const run = promisify(execFile);
 
 /** Who the mailbox currently serves: the task whose state requests it relays. */
 export interface MailboxTask {
@@ -82,11 +78,13 @@ export class Mailbox {
    * Creates the directory (its parent must exist) and its pipes and starts serving state
    * requests. With `reuse`, the directory may exist (an adopted agent's): it must be a real
    * directory, not a link; otherwise it must not exist yet, so no earlier content is reused.
+   * The pipes come from `fifos`.
    */
   static async create(
     dir: string,
     handle: StateHandler,
     logger: Logger,
+    fifos: FifoStock,
     reuse = false,
   ): Promise<Mailbox> {
     try {
@@ -99,20 +97,14 @@ export class Mailbox {
     const box = new Mailbox(dir, handle, logger);
     const req = join(dir, mailboxFiles.stateRequest);
     const res = join(dir, mailboxFiles.stateResponse);
-    if (!reuse) {
-      // A new directory nobody else has seen yet: both pipes at once, one process.
-      await run("mkfifo", ["-m", "666", req, res]);
-    }
-    // A directory a previous Executor process left (an adopted agent's) keeps its pipes: the
-    // container has them mounted, so they must be reused, not replaced.
-    for (const pipe of reuse ? [req, res] : []) {
-      if (isFifo(pipe)) continue;
-      // Made under a name of its own, then renamed over whatever an agent put there instead
-      // (renaming replaces a link or a file at once, so an agent racing it cannot win).
-      const made = join(dir, `.${randomUUID()}`);
-      await run("mkfifo", ["-m", "666", made]);
-      removeEntry(pipe); // a directory, which rename does not replace
-      renameSync(made, pipe);
+    for (const pipe of [req, res]) {
+      // A directory a previous Executor process left (an adopted agent's) keeps its pipes: the
+      // container has them mounted, so they must be reused, not replaced.
+      if (reuse && isFifo(pipe)) continue;
+      // Renamed over whatever an agent put there instead (renaming replaces a link or a file at
+      // once, so an agent racing it cannot win); a new directory nobody has seen holds nothing.
+      if (reuse) removeEntry(pipe); // a directory, which rename does not replace
+      await fifos.moveTo(pipe);
     }
     box.openRequests();
     box.replies = openPipe(res, false);

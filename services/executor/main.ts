@@ -13,6 +13,7 @@ import { AgentManager } from "./agent-manager.js";
 import { createAgentHandlers } from "./agent-service.js";
 import { executorConfigSchema, type ExecutorConfig } from "./config.js";
 import { prepareWorkDir, type ExecutorContext } from "./context.js";
+import { FifoStock } from "./fifo-stock.js";
 import { agentEventPublisher, taskEventPublisher } from "./events.js";
 import type { StateHandler } from "./mailbox.js";
 import { selectRuntime } from "./runtime/select.js";
@@ -77,6 +78,7 @@ export async function createExecutorService(
     },
     listener: taskEventPublisher(bus, now),
   });
+  const fifos = await FifoStock.create(await prepareWorkDir(config.EXECUTOR_WORK_DIR));
   const ctx: ExecutorContext = {
     runtime,
     tasks,
@@ -94,11 +96,11 @@ export async function createExecutorService(
     },
     nodeId: config.EXECUTOR_NODE_ID,
     workDir: config.EXECUTOR_WORK_DIR,
+    fifos,
     state: stateHandler(config, overrides),
     logger,
     now,
   };
-  await prepareWorkDir(config.EXECUTOR_WORK_DIR);
   const agents = new AgentManager(ctx, agentEventPublisher(bus, now));
   const recovered = await agents.recover();
   if (recovered.adopted + recovered.removed > 0) {
@@ -128,6 +130,7 @@ export async function createExecutorService(
       );
       await agents.close();
       tasks.close();
+      await fifos.close();
       if (overrides.bus === undefined) await bus.close();
       if (overrides.runtime === undefined) await runtime.close();
     },

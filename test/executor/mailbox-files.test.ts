@@ -115,8 +115,10 @@ describe("the work directory", () => {
   it("is refused when it is a link, or others can write to it", async () => {
     const base = mkdtempSync(join(tmpdir(), "workdir-"));
     try {
-      await prepareWorkDir(join(base, "ok"));
+      expect(await prepareWorkDir(join(base, "ok"))).toBe(join(base, "ok", "fifos"));
       expect(statSync(join(base, "ok", "tasks")).isDirectory()).toBe(true);
+      // The named pipes made ahead: no other user may enter (fifo-stock.ts).
+      expect(statSync(join(base, "ok", "fifos")).mode & 0o777).toBe(0o700);
       symlinkSync(join(base, "ok"), join(base, "link"));
       await expect(prepareWorkDir(join(base, "link"))).rejects.toThrow(/is a link/);
       mkdirSync(join(base, "open"), { mode: 0o777 });

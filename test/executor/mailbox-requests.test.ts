@@ -7,6 +7,7 @@ import { promisify } from "node:util";
 import { pino } from "pino";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { mailboxFiles } from "../../services/executor/contract.js";
+import { FifoStock } from "../../services/executor/fifo-stock.js";
 import { Mailbox } from "../../services/executor/mailbox.js";
 import { maxLineBytes } from "../../services/executor/protocol.js";
 import type { StateReply } from "../../services/executor/state-relay.js";
@@ -32,6 +33,7 @@ async function killGroup(child: ChildProcess): Promise<void> {
 describe("a mailbox's state requests", () => {
   let dir: string;
   let box: Mailbox;
+  let fifos: FifoStock;
   let handled: number;
   const children: Array<ReturnType<typeof spawn>> = [];
 
@@ -43,11 +45,13 @@ describe("a mailbox's state requests", () => {
       const key = (request as { key?: string }).key ?? "";
       return Promise.resolve({ ok: true, result: { workflowId, key } });
     };
-    box = await Mailbox.create(join(dir, "box"), handle, pino({ level: "silent" }));
+    fifos = await FifoStock.create(join(dir, "fifos"));
+    box = await Mailbox.create(join(dir, "box"), handle, pino({ level: "silent" }), fifos);
   });
   afterEach(async () => {
     for (const c of children.splice(0)) await killGroup(c);
     await box.close();
+    await fifos.close();
     rmSync(dir, { recursive: true, force: true });
   });
   /** Runs a shell pipeline in its own process group, so that killing it kills every writer. */
