@@ -1,4 +1,6 @@
 import { randomUUID } from "node:crypto";
+import { rm } from "node:fs/promises";
+import { join } from "node:path";
 import type { JsonValue } from "@bufbuild/protobuf";
 import {
   AlreadyExistsError,
@@ -10,7 +12,7 @@ import {
 import type { AgentMode, AgentRecord, AgentSpec } from "./agent.js";
 import { identityEnv } from "./cold.js";
 import { labels } from "./contract.js";
-import { mailboxName, openMailbox, type ExecutorContext } from "./context.js";
+import { isMailboxName, mailboxName, openMailbox, type ExecutorContext } from "./context.js";
 import { containerName } from "./names.js";
 import { decideOutcome, formatBytes, formatMs } from "./outcome.js";
 import { capture } from "./output.js";
@@ -605,6 +607,7 @@ export class AgentManager {
       const kept = c.labels[labels.kept];
       if (c.labels[labels.kind] === "task" && (kept === "always" || kept === "on_failure")) {
         await container.kill("SIGKILL");
+        await this.removeLeftMailbox(c.labels); // as when a kept task ends: the container stays
         continue;
       }
       const spec = parseSpec(c.labels[labels.agentSpec]);
@@ -612,7 +615,7 @@ export class AgentManager {
         // Its mailbox directory: named on its label (agents before the label: by their id).
         const boxName = c.labels[labels.mailbox] ?? agentId;
         try {
-          if (!/^[A-Za-z0-9_-]{1,140}$/.test(boxName)) throw new Error("bad mailbox label");
+          if (!isMailboxName(boxName)) throw new Error("bad mailbox label");
           await this.adopt(agentId, c.labels[labels.poolId] ?? "", spec, container, boxName);
           adopted++;
           continue;
@@ -625,9 +628,24 @@ export class AgentManager {
       await container.remove().catch((err: unknown) => {
         this.ctx.logger.error({ err, container: c.id }, "could not remove a container");
       });
+      await this.removeLeftMailbox(c.labels);
       removed++;
     }
     return { adopted, removed };
+  }
+
+  /**
+   * Removes the mailbox directory of a previous run's container, named on its label (containers
+   * made before cold tasks had the label keep theirs: nothing names it).
+   */
+  private async removeLeftMailbox(containerLabels: Record<string, string>): Promise<void> {
+    const name = containerLabels[labels.mailbox];
+    if (name === undefined || !isMailboxName(name)) return;
+    const kind = containerLabels[labels.kind] === "task" ? "tasks" : "agents";
+    const dir = join(this.ctx.workDir, kind, name);
+    await rm(dir, { recursive: true, force: true }).catch((err: unknown) => {
+      this.ctx.logger.warn({ err, dir }, "could not remove a mailbox a previous run left");
+    });
   }
 
   private async adopt(

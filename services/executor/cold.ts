@@ -99,7 +99,8 @@ async function runCold(ctx: ExecutorContext, task: TaskRecord, spec: ColdSpec): 
   let exit: { exitCode: number; oomKilled: boolean } | undefined;
   let runError: string | undefined;
   try {
-    const box = await openMailbox(ctx, "tasks", mailboxName(ref.taskId));
+    const boxName = mailboxName(ref.taskId);
+    const box = await openMailbox(ctx, "tasks", boxName);
     mailbox = box.mailbox;
     await mailbox.bind({ workflowId: ref.workflowId, inputJson: spec.inputJson });
     if (cancelled) throw new Cancelled();
@@ -130,6 +131,7 @@ async function runCold(ctx: ExecutorContext, task: TaskRecord, spec: ColdSpec): 
         [labels.taskId]: ref.taskId,
         [labels.attempt]: String(ref.attempt),
         [labels.kept]: spec.keep,
+        [labels.mailbox]: boxName,
       },
       mounts: box.mounts,
       openStdin: false,

@@ -48,6 +48,11 @@ export async function prepareWorkDir(workDir: string): Promise<string> {
   return fifos;
 }
 
+/** Whether a container's mailbox label can be a name mailboxName made (no path in it). */
+export function isMailboxName(name: string): boolean {
+  return /^[A-Za-z0-9_-]{1,140}$/.test(name);
+}
+
 /** A fresh directory name for a task's or an agent's mailbox: its id and a random suffix. */
 export function mailboxName(id: string): string {
   return `${id}-${randomUUID().slice(0, 8)}`;

@@ -60,6 +60,9 @@ export const labels = {
   kept: "agentainer.kept",
   /** Agents: their AgentSpec as JSON, so a restarted Executor can adopt them exactly. */
   agentSpec: "agentainer.agent_spec",
-  /** Exec agents: their mailbox directory's name (under EXECUTOR_WORK_DIR/agents), to adopt. */
+  /**
+   * Cold tasks and exec agents: their mailbox directory's name (under EXECUTOR_WORK_DIR/tasks or
+   * /agents), to adopt an agent, and to remove what a run that crashed left.
+   */
   mailbox: "agentainer.mailbox",
 } as const;

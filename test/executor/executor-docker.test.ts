@@ -1,5 +1,13 @@
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import {
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { randomUUID } from "node:crypto";
@@ -328,9 +336,34 @@ describe("the Executor on Docker after a restart", () => {
       });
       orphanRun.catch(() => undefined);
       await waitForRunning(old, orphanTask);
+      // What a process that crashed left: task containers, one kept for debugging, each with
+      // its mailbox directory. (The orphan above is cleaned up by the live first process too.)
+      const crashed = (box: string, kept: string) => {
+        mkdirSync(join(workDir, "tasks", box));
+        writeFileSync(join(workDir, "tasks", box, "input.json"), "{}\n");
+        // prettier-ignore
+        execFileSync("docker", [
+          "run", "-d", "--network", "none", "--name", `${node}-${box}`,
+          "--label", `${labels.managed}=true`, "--label", `${labels.kind}=task`,
+          "--label", `${labels.nodeId}=${node}`, "--label", `${labels.mailbox}=${box}`,
+          "--label", `${labels.kept}=${kept}`, shellImage, "sleep", "3600",
+        ]);
+      };
+      crashed("crashed-0123abcd", "never");
+      crashed("kept-4567cdef", "always");
 
       // A second process on the same node and work directory, as after a crash and restart.
       after = await startExecutorService(env, { runtime: await docker() });
+      // Both mailboxes are gone; the kept container stays, stopped.
+      const tasksLeft = readdirSync(join(workDir, "tasks"));
+      expect(tasksLeft.filter((b) => /^(crashed|kept)-/.test(b))).toEqual([]);
+      const keptState = execFileSync("docker", [
+        "inspect",
+        "-f",
+        "{{.State.Running}}",
+        `${node}-kept-4567cdef`,
+      ]);
+      expect(keptState.toString().trim()).toBe("false");
       const fresh = createClient(ExecutorService, createGrpcTransport({ baseUrl: after.url }));
       const { agents } = await fresh.listAgents({});
       const others = agents.filter((a) => a.agentId !== "saboteur"); // adopted or removed
@@ -354,12 +387,18 @@ describe("the Executor on Docker after a restart", () => {
         .toString()
         .trim()
         .split("\n")
-        .filter((name) => !name.includes("saboteur"));
-      expect(left).toEqual([r.result?.containerName]); // the orphan task and the stream agent are gone
+        .filter((name) => !name.includes("saboteur") && !name.includes("kept-"));
+      // The orphan task, the crashed one and the stream agent are gone.
+      expect(left).toEqual([r.result?.containerName]);
     } finally {
       await after?.close();
       await before.close();
       rmSync(workDir, { recursive: true, force: true });
+      try {
+        execFileSync("docker", ["rm", "-f", `${node}-kept-4567cdef`], { stdio: "ignore" });
+      } catch {
+        // never made: the test failed before
+      }
     }
     const remaining = execFileSync("docker", [
       "ps",
