@@ -1,5 +1,6 @@
 import { execFileSync } from "node:child_process";
-import { fromBinary } from "@bufbuild/protobuf";
+import { fromBinary, fromJson, type JsonValue } from "@bufbuild/protobuf";
+import { ValueSchema } from "@bufbuild/protobuf/wkt";
 import { Code } from "@connectrpc/connect";
 import { connect as natsConnect } from "nats";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
@@ -394,6 +395,18 @@ describe("workflows on the real mesh (Docker, Redis, NATS)", () => {
     });
     await expect(missingImage).rejects.toMatchObject({ code: Code.InvalidArgument });
     await expect(missingImage).rejects.toThrow(/steps\[1\]\.image/);
+    // A value one level past the nesting limit, as the workflow's input and as a step's.
+    let deep: JsonValue = 1;
+    for (let i = 0; i < 33; i++) deep = [deep];
+    const input = fromJson(ValueSchema, deep);
+    const deepInput = c.createWorkflow({ name: "bad", input, steps: [cold("a")] });
+    await expect(deepInput).rejects.toMatchObject({ code: Code.InvalidArgument });
+    await expect(deepInput).rejects.toThrow(
+      /^\[invalid_argument\] input nests deeper than 32 levels/,
+    );
+    const deepStep = c.createWorkflow({ name: "bad", steps: [cold("a"), cold("b", { input })] });
+    await expect(deepStep).rejects.toMatchObject({ code: Code.InvalidArgument });
+    await expect(deepStep).rejects.toThrow(/steps\[1\]\.input nests deeper than 32 levels/);
     expect((await c.listWorkflows({ pageSize: 1000 })).workflows.length).toBe(before);
     const { workflow } = await c.createWorkflow({ name: "twice", steps: [cold("a")] });
     expect(workflow!.status).toBe(WorkflowStatus.PENDING);
