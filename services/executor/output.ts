@@ -5,13 +5,26 @@ export interface OutputChunk {
   timeMs: number;
 }
 
+/** A retained chunk; `room` is the buffer it grows in when later writes are merged into it. */
+interface KeptChunk extends OutputChunk {
+  room?: Buffer;
+}
+
+/**
+ * Writes of one stream read within this long of the first are retained as one chunk, up to
+ * `mergedChunkBytes`: a process writing a byte at a time would otherwise cost a record per byte
+ * (about a hundred times the byte in memory, and a StreamTaskLogs message each).
+ */
+export const mergeWindowMs = 100;
+export const mergedChunkBytes = 16 * 1024;
+
 /**
  * A task's captured output: the last `maxBytes` of each stream (kept in chunks, trimmed from the
- * front), plus live delivery of new chunks to followers (StreamTaskLogs with follow) until the
- * task's output ends.
+ * front; small writes close in time merged), plus live delivery of each chunk as read to
+ * followers (StreamTaskLogs with follow) until the task's output ends.
  */
 export class TaskOutput {
-  private readonly kept: OutputChunk[] = [];
+  private readonly kept: KeptChunk[] = [];
   private readonly bytes = { stdout: 0, stderr: 0 };
   private readonly truncated = { stdout: false, stderr: false };
   private readonly followers = new Set<(chunk: OutputChunk | undefined) => void>();
@@ -26,7 +39,8 @@ export class TaskOutput {
     if (this.ended || data.length === 0) return;
     const chunk: OutputChunk = { stream, data, timeMs: this.now() };
     for (const f of this.followers) f(chunk);
-    this.kept.push(chunk);
+    const last = this.kept.at(-1);
+    if (last === undefined || !merge(last, chunk)) this.kept.push(chunk);
     this.bytes[stream] += data.length;
     this.trim(stream);
   }
@@ -54,9 +68,12 @@ export class TaskOutput {
     return { data: Buffer.concat(parts), truncated: this.truncated[stream] };
   }
 
-  /** The retained chunks of both streams, in the order they were read. */
+  /**
+   * The retained chunks of both streams, in the order they were read, as they are now: a later
+   * write merged into the last one is not in it (followers get that write as its own chunk).
+   */
   retained(): readonly OutputChunk[] {
-    return [...this.kept];
+    return this.kept.map(({ stream, data, timeMs }) => ({ stream, data, timeMs }));
   }
 
   /**
@@ -83,11 +100,38 @@ export class TaskOutput {
         this.kept.splice(i, 1);
         this.bytes[stream] -= first.data.length;
       } else {
-        this.kept[i] = { ...first, data: first.data.subarray(excess) };
+        // A new record without `room`: a later merge copies the rest into a buffer of its own.
+        this.kept[i] = { stream, data: first.data.subarray(excess), timeMs: first.timeMs };
         this.bytes[stream] -= excess;
       }
     }
   }
+}
+
+/**
+ * Appends `chunk` to `last` when they are of one stream, read within mergeWindowMs, and fit in
+ * mergedChunkBytes together. The merged data grows in a buffer of its own (doubling, so a byte at
+ * a time costs no more than twice its size, and no view into a larger read buffer is kept).
+ */
+function merge(last: KeptChunk, chunk: OutputChunk): boolean {
+  const size = last.data.length + chunk.data.length;
+  if (
+    last.stream !== chunk.stream ||
+    chunk.timeMs - last.timeMs > mergeWindowMs ||
+    size > mergedChunkBytes
+  ) {
+    return false;
+  }
+  let room = last.room;
+  if (room === undefined || size > room.length) {
+    // Not from the shared pool: a pooled slice would keep the whole pool alive.
+    room = Buffer.allocUnsafeSlow(Math.min(mergedChunkBytes, Math.max(256, size * 2)));
+    room.set(last.data, 0);
+    last.room = room;
+  }
+  room.set(chunk.data, last.data.length);
+  last.data = room.subarray(0, size);
+  return true;
 }
 
 /**

@@ -3,7 +3,7 @@ import pino from "pino";
 import { describe, expect, it } from "vitest";
 import { InvalidArgumentError, PermissionDeniedError } from "../../lib/errors.js";
 import { decideOutcome } from "../../services/executor/outcome.js";
-import { TaskOutput } from "../../services/executor/output.js";
+import { mergedChunkBytes, mergeWindowMs, TaskOutput } from "../../services/executor/output.js";
 import { decode, ProtocolError } from "../../services/executor/protocol.js";
 import { relayStateRequest, type StateOps } from "../../services/executor/state-relay.js";
 import { StreamSession } from "../../services/executor/stream-session.js";
@@ -93,6 +93,58 @@ describe("TaskOutput", () => {
     out.end();
     out.write("stdout", Buffer.from("late"));
     expect(seen).toEqual(["a", undefined]);
+  });
+
+  // A process writing a byte at a time must not cost a record (and a log message) per byte.
+  it("retains small writes of one stream close in time as one chunk; followers get each", () => {
+    let now = 1000;
+    const out = new TaskOutput(4096, () => now);
+    const followed: string[] = [];
+    out.follow((c) => c && followed.push(Buffer.from(c.data).toString()));
+    const big = Buffer.alloc(1024 * 1024, "y"); // a read buffer the writes are views into
+    for (let i = 0; i < 10_000; i++) out.write("stdout", big.subarray(i, i + 1));
+    expect(followed).toHaveLength(10_000);
+    const [only, ...more] = out.retained();
+    expect(more).toEqual([]);
+    expect(only).toMatchObject({ stream: "stdout", timeMs: 1000 });
+    expect(Buffer.from(only!.data).equals(Buffer.alloc(4096, "y"))).toBe(true);
+    expect(out.tail("stdout")).toEqual({ data: Buffer.alloc(4096, "y"), truncated: true });
+    expect(out.size).toBe(4096);
+    // The merged chunk holds a buffer of its own, not a view keeping the 1 MiB read alive.
+    expect(only!.data.buffer.byteLength).toBeLessThanOrEqual(mergedChunkBytes);
+  });
+
+  it("keeps writes apart across streams, past the merge window, and past the chunk size", () => {
+    let now = 0;
+    const out = new TaskOutput(1024 * 1024, () => now);
+    out.write("stdout", Buffer.from("a"));
+    out.write("stderr", Buffer.from("b"));
+    out.write("stdout", Buffer.from("c"));
+    now += mergeWindowMs;
+    out.write("stdout", Buffer.from("d")); // merged: within the window of "c"
+    now += mergeWindowMs + 1;
+    out.write("stdout", Buffer.from("e"));
+    out.write("stdout", Buffer.alloc(mergedChunkBytes, "f")); // would pass the chunk size
+    const chunks = out
+      .retained()
+      .map((c) => [c.stream, Buffer.from(c.data).toString().slice(0, 3), c.timeMs]);
+    expect(chunks).toEqual([
+      ["stdout", "a", 0],
+      ["stderr", "b", 0],
+      ["stdout", "cd", 0],
+      ["stdout", "e", 2 * mergeWindowMs + 1],
+      ["stdout", "fff", 2 * mergeWindowMs + 1],
+    ]);
+    expect(out.tail("stdout").data.toString()).toBe(`acde${"f".repeat(mergedChunkBytes)}`);
+  });
+
+  it("hands out retained chunks as they were: a later merge does not change them", () => {
+    const out = new TaskOutput(1024, () => 0);
+    out.write("stdout", Buffer.from("ab"));
+    const before = out.retained();
+    out.write("stdout", Buffer.from("cd"));
+    expect(Buffer.from(before[0]!.data).toString()).toBe("ab");
+    expect(Buffer.from(out.retained()[0]!.data).toString()).toBe("abcd");
   });
 });
 

@@ -1366,14 +1366,16 @@ export type StreamTaskLogsResponse = Message<"agentainer.executor.v1.StreamTaskL
   /**
    * A chunk of output, as written (not necessarily whole lines or valid
    * UTF-8). Retained output is limited to the last
-   * EXECUTOR_MAX_OUTPUT_BYTES per stream; live output is sent whole.
+   * EXECUTOR_MAX_OUTPUT_BYTES per stream; live output is sent whole, a chunk
+   * per read. In retained output, reads of one stream within 100 ms of each
+   * other (and no other stream's between them) are one chunk of up to 16 KiB.
    *
    * @generated from field: bytes data = 2;
    */
   data: Uint8Array;
 
   /**
-   * When the Executor read the chunk.
+   * When the Executor read the chunk (a retained chunk: its first read).
    *
    * @generated from field: google.protobuf.Timestamp time = 3;
    */
