@@ -97,7 +97,7 @@ describe("TaskOutput", () => {
 
   // A process writing a byte at a time must not cost a record (and a log message) per byte.
   it("retains small writes of one stream close in time as one chunk; followers get each", () => {
-    let now = 1000;
+    const now = 1000;
     const out = new TaskOutput(4096, () => now);
     const followed: string[] = [];
     out.follow((c) => c && followed.push(Buffer.from(c.data).toString()));
