@@ -3,6 +3,8 @@
  * `maxBytes` of one line: past that, the line is dropped as it arrives and `onTooLong` is called
  * once its end comes (or at once, with `head`, its first bytes, for an excerpt). A reader that
  * buffered a line without end unboundedly could be made to run out of memory by whoever writes.
+ * With `stopped`, a reader can stop mid-chunk (it serves as many requests as it can at once, or
+ * gave up on the writer): `push` then returns what it did not read.
  */
 export class LineSplitter {
   private parts: Buffer[] = [];
@@ -13,11 +15,18 @@ export class LineSplitter {
     private readonly maxBytes: number,
     private readonly onLine: (line: string) => void,
     private readonly onTooLong: (head: string) => void,
+    private readonly stopped: () => boolean = () => false,
   ) {}
 
-  push(chunk: Buffer): void {
+  /**
+   * Reads the lines of `chunk`, keeping a last partial line. Returns the rest of the chunk, from
+   * the first line not read, when `stopped` said so (checked before each line and at the end);
+   * undefined when all of it was read.
+   */
+  push(chunk: Buffer): Buffer | undefined {
     let start = 0;
     for (let nl = chunk.indexOf(10, start); nl !== -1; nl = chunk.indexOf(10, start)) {
+      if (this.stopped()) return chunk.subarray(start);
       const part = chunk.subarray(start, nl);
       start = nl + 1;
       if (this.skipping) {
@@ -33,7 +42,9 @@ export class LineSplitter {
       }
       this.onLine(line.toString("utf8").replace(/\r$/, ""));
     }
-    if (start >= chunk.length || this.skipping) return;
+    if (start >= chunk.length) return undefined;
+    if (this.stopped()) return chunk.subarray(start);
+    if (this.skipping) return undefined;
     const rest = chunk.subarray(start);
     this.parts.push(rest);
     this.bytes += rest.length;
@@ -44,6 +55,7 @@ export class LineSplitter {
       this.skipping = true;
       this.onTooLong(head);
     }
+    return undefined;
   }
 
   /** Bytes of an unfinished line held now (never more than maxBytes). */

@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import type { Readable, Writable } from "node:stream";
 import type { JsonValue } from "@bufbuild/protobuf";
+import { LineSplitter } from "./lines.js";
 import {
   decode,
   encode,
@@ -48,8 +49,16 @@ export const maxUnreadStdinBytes = 8 * 1024 * 1024;
  * "broken" and marks the session broken for good.
  */
 export class StreamSession {
-  private buffered: Buffer[] = [];
-  private bufferedBytes = 0;
+  /** Stdout's lines; it stops while maxStateRequestsInFlight are served, and once broken. */
+  private readonly lines = new LineSplitter(
+    maxLineBytes,
+    (line) => this.onLine(line),
+    (head) =>
+      this.breakWithProtocol(
+        new ProtocolError(`a line on stdout is longer than ${maxLineBytes} bytes`, head),
+      ),
+    () => this.broken !== undefined || this.statesInFlight >= maxStateRequestsInFlight,
+  );
   /** The rest of a chunk of stdout, left while maxStateRequestsInFlight are (stdout is paused). */
   private unread: Buffer | undefined;
   private statesInFlight = 0;
@@ -168,35 +177,10 @@ export class StreamSession {
     const chunk = this.unread;
     if (chunk === undefined) return;
     this.unread = undefined;
-    let start = 0;
-    for (let nl = chunk.indexOf(10, start); nl !== -1; nl = chunk.indexOf(10, start)) {
-      if (this.broken !== undefined) return;
-      if (this.statesInFlight >= maxStateRequestsInFlight) {
-        this.unread = chunk.subarray(start);
-        this.stdout.pause();
-        return;
-      }
-      const part = chunk.subarray(start, nl);
-      start = nl + 1;
-      const line = this.bufferedBytes === 0 ? part : Buffer.concat([...this.buffered, part]);
-      this.buffered = [];
-      this.bufferedBytes = 0;
-      this.onLine(line.toString("utf8").replace(/\r$/, ""));
-    }
-    if (this.broken !== undefined) return;
-    if (start < chunk.length) {
-      const rest = chunk.subarray(start);
-      this.buffered.push(rest);
-      this.bufferedBytes += rest.length;
-      if (this.bufferedBytes > maxLineBytes) {
-        const head = Buffer.concat(this.buffered).subarray(0, 200).toString("utf8");
-        this.buffered = [];
-        this.bufferedBytes = 0;
-        this.breakWithProtocol(
-          new ProtocolError(`a line on stdout is longer than ${maxLineBytes} bytes`, head),
-        );
-      }
-    }
+    const rest = this.lines.push(chunk);
+    if (rest === undefined || this.broken !== undefined) return;
+    this.unread = rest; // read once a state request is answered
+    this.stdout.pause();
   }
 
   private onLine(line: string): void {
@@ -281,8 +265,7 @@ export class StreamSession {
     if (this.broken !== undefined) return;
     this.broken = why;
     this.unread = undefined;
-    this.buffered = [];
-    this.bufferedBytes = 0;
+    this.lines.reset();
     this.stdout.resume(); // its output is dropped from now on; let the pipe drain
     this.readyWaiter?.reject(new Error(this.broken));
     this.readyWaiter = undefined;

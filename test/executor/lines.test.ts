@@ -35,6 +35,36 @@ describe("LineSplitter", () => {
     expect(lines).toEqual(["next", "ok"]);
   });
 
+  it("stops before the next line when told to, and hands back what it did not read", () => {
+    const lines: string[] = [];
+    let stop = false;
+    const s = new LineSplitter(
+      100,
+      (l) => {
+        lines.push(l);
+        stop = lines.length === 2;
+      },
+      () => undefined,
+      () => stop,
+    );
+    expect(s.push(Buffer.from("a\nb\nc\npartial"))?.toString()).toBe("c\npartial");
+    expect(lines).toEqual(["a", "b"]);
+    expect(s.held).toBe(0);
+    stop = false;
+    expect(s.push(Buffer.from("c\npartial"))).toBeUndefined();
+    expect(lines).toEqual(["a", "b", "c"]);
+    expect(s.held).toBe(7);
+    // Told to stop by the last whole line: the partial one after it comes back too.
+    const t = new LineSplitter(
+      100,
+      () => (stop = true),
+      () => undefined,
+      () => stop,
+    );
+    expect(t.push(Buffer.from("x\ntail"))?.toString()).toBe("tail");
+    expect(t.held).toBe(0);
+  });
+
   it("drops a partial line on reset", () => {
     const { s, lines } = split(100);
     s.push(Buffer.from("half"));

@@ -8,6 +8,7 @@ import {
   StreamSession,
   type StreamTaskHandlers,
 } from "../../services/executor/stream-session.js";
+import { maxLineBytes } from "../../services/executor/protocol.js";
 import { taskMessage } from "./fixtures.js";
 
 const task = taskMessage;
@@ -121,6 +122,32 @@ describe("a stream session's limits", () => {
       expect(mostInFlight).toBeLessThanOrEqual(maxStateRequestsInFlight);
       s.close();
       await serving;
+    });
+  });
+
+  describe("when an agent writes a line longer than the protocol's limit", () => {
+    const tooLong =
+      /^agent sent malformed output: a line on stdout is longer than 8388608 bytes: "x{200}"$/;
+
+    it("breaks it once the line passes the limit, before its end comes", async () => {
+      const { s, stdout, broken } = await readySession();
+      const done = s.run(task("t1"), heldState().handlers);
+      const mib = "x".repeat(1024 * 1024);
+      for (let i = 0; i < 9 && s.broken === undefined; i++) {
+        stdout.write(mib); // no end of line
+        await tick();
+      }
+      expect(await done).toMatchObject({ kind: "broken" });
+      expect(s.broken).toMatch(tooLong);
+      expect(broken).toEqual([s.broken]);
+    });
+
+    it("breaks it when the whole line comes in one chunk", async () => {
+      const { s, stdout } = await readySession();
+      const done = s.run(task("t1"), heldState().handlers);
+      stdout.write("x".repeat(maxLineBytes + 1) + "\n" + stateLine("t1", 1));
+      expect(await done).toMatchObject({ kind: "broken" });
+      expect(s.broken).toMatch(tooLong);
     });
   });
 
