@@ -149,17 +149,19 @@ export function canonicalJson(value: JsonValue): string {
  * deeper than maxJsonDepth.
  */
 export function checkJson(value: JsonValue, field: string): JsonValue {
-  checkFinite(value, field, 0, field);
+  checkDecodedJson(value, field, 0, field);
   return value;
 }
 
 /** Like convertValue, one walk for the numbers and the depth of decoded JSON. */
-function checkFinite(value: JsonValue, field: string, around: number, root: string): void {
+function checkDecodedJson(value: JsonValue, field: string, around: number, root: string): void {
   if (typeof value === "number" && !Number.isFinite(value)) {
     throw new InvalidArgumentError(`${field} is ${value}; JSON numbers must be finite`, { field });
   }
   if (value === null || typeof value !== "object") return;
   const depth = enter(around, root);
-  if (Array.isArray(value)) value.forEach((v, i) => checkFinite(v, `${field}[${i}]`, depth, root));
-  else for (const [k, v] of Object.entries(value)) checkFinite(v, `${field}.${k}`, depth, root);
+  if (Array.isArray(value))
+    value.forEach((v, i) => checkDecodedJson(v, `${field}[${i}]`, depth, root));
+  else
+    for (const [k, v] of Object.entries(value)) checkDecodedJson(v, `${field}.${k}`, depth, root);
 }

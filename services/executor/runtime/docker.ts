@@ -594,7 +594,7 @@ function demux(source: Readable): {
   const ended = new Promise<void>((resolveEnded) => {
     let done = false;
     // Once: "end" and "close" both come, and a second end() builds an error (with its stack)
-    // each time, which is most of what this function costs per exec.
+    // that nobody reads, on every exec.
     const finish = () => {
       if (done) return;
       done = true;
