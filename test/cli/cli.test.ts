@@ -270,8 +270,10 @@ describe("the agentainer CLI against agentainer up", { timeout: 120_000 }, () =>
         "/agents/flow-agent.mjs",
         "--items",
         items,
+        // One at a time, so item 0 ends before item 1 fails: with two at once the failure
+        // may cancel item 0 first, and the count below would be 0/2 done.
         "--parallel",
-        "2",
+        "1",
       );
       expect(r.code).toBe(5);
       expect(r.stdout).toMatch(/^step map: failed, 1\/2 done, 1 failed$/m);
