@@ -7,6 +7,8 @@
 // Needs a Docker engine and the local images (bash scripts/build-images.sh). Runs the Executor
 // in this process on 127.0.0.1; tasks run one after another (latency, not throughput), and the
 // baseline and the service take turns round by round (measureTogether).
+import { connect as connectHttp2, createServer as createHttp2Server } from "node:http2";
+import type { AddressInfo } from "node:net";
 import { cpus } from "node:os";
 import { PassThrough, type Duplex } from "node:stream";
 import { parseArgs } from "node:util";
@@ -69,6 +71,8 @@ const hostConfig = {
 interface Row {
   what: string;
   path: string;
+  /** What a reference row (neither the baseline nor the service) shows. */
+  reference?: string;
   n: number;
   p50: number;
   p99: number;
@@ -82,6 +86,8 @@ const rows: Row[] = [];
 interface Path {
   what: string;
   path: string;
+  /** Set on a reference row: what its margin over the baseline shows. */
+  reference?: string;
   run: (i: number) => Promise<void>;
 }
 
@@ -117,6 +123,7 @@ async function measureTogether(paths: Path[], n = tasks): Promise<void> {
     rows.push({
       what: p.what,
       path: p.path,
+      ...(p.reference === undefined ? {} : { reference: p.reference }),
       n,
       p50: percentile(sorted, 50),
       p99: percentile(sorted, 99),
@@ -143,6 +150,47 @@ function lineReader(stream: NodeJS.ReadableStream) {
 
 /** Things made for the run, removed at its end whatever happens. */
 const cleanups: Array<() => Promise<unknown>> = [];
+
+/**
+ * One HTTP/2 request and reply shaped like a gRPC unary call (headers, an empty message,
+ * trailers) with node:http2 alone, client and server in this process on 127.0.0.1: what the
+ * machine charges for a call without any RPC library, so that a floor row's margin splits into
+ * the machine's part and Connect's.
+ */
+async function rawHttp2Exchange(): Promise<() => Promise<void>> {
+  const empty = Buffer.alloc(5); // a gRPC frame: not compressed, 0 bytes
+  const server = createHttp2Server();
+  server.on("stream", (stream) => {
+    stream.resume();
+    stream.once("end", () => {
+      stream.respond(
+        { ":status": 200, "content-type": "application/grpc" },
+        { waitForTrailers: true },
+      );
+      stream.once("wantTrailers", () => stream.sendTrailers({ "grpc-status": "0" }));
+      stream.end(empty);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const session = connectHttp2(`http://127.0.0.1:${(server.address() as AddressInfo).port}`);
+  cleanups.push(async () => {
+    session.close();
+    await new Promise((resolve) => server.close(resolve));
+  });
+  return () =>
+    new Promise<void>((resolve, reject) => {
+      const call = session.request({
+        ":method": "POST",
+        ":path": "/bench.Raw/Call",
+        "content-type": "application/grpc",
+        te: "trailers",
+      });
+      call.once("error", reject);
+      call.once("end", resolve);
+      call.resume();
+      call.end(empty);
+    });
+}
 
 async function run(docker: Docker): Promise<void> {
   const executor = await startExecutorService({
@@ -217,9 +265,11 @@ async function run(docker: Docker): Promise<void> {
       });
       await e.inspect();
     };
-    // What any RPC adds after an exec here: the service's margin over this row is the
-    // Executor's own cost; this row's margin over the bare exec is the RPC's.
+    // What any RPC adds after an exec here: the service's margin over the RPC floor is the
+    // Executor's own cost; the floor's margin over the bare exec is the RPC's, and the HTTP/2
+    // floor's is the part of it this machine charges with no RPC library.
     const health = createClient(Health, transport);
+    const exchange = await rawHttp2Exchange();
     await measureTogether([
       {
         what: "exec",
@@ -228,7 +278,17 @@ async function run(docker: Docker): Promise<void> {
       },
       {
         what: "exec",
+        path: "HTTP/2 floor: the bare exec, then one node:http2 request and reply",
+        reference: "one HTTP/2 exchange's cost after an exec",
+        run: async () => {
+          await bareExec();
+          await exchange();
+        },
+      },
+      {
+        what: "exec",
         path: "RPC floor: the bare exec, then grpc.health.v1.Health/Check",
+        reference: "one call's cost after an exec",
         run: async () => {
           await bareExec();
           await health.check({});
@@ -282,8 +342,10 @@ async function run(docker: Docker): Promise<void> {
     const streamAgent = stream.agent!.agentId;
     cleanups.push(() => client.destroyAgent({ agentId: streamAgent, force: true }));
     const input = fromJson(ValueSchema, { action: "echo" });
-    // The floor any RPC pays here: a trivial call to the same server over the same connection.
+    // The floor any RPC pays here: a trivial call to the same server over the same connection,
+    // and the same exchange with node:http2 alone.
     const health = createClient(Health, transport);
+    const exchange = await rawHttp2Exchange();
     // The same tasks over one DispatchTasks stream: no call per task.
     const requests = new Channel<MessageInitShape<typeof DispatchTasksRequestSchema>>();
     cleanups.push(async () => requests.close());
@@ -302,7 +364,14 @@ async function run(docker: Docker): Promise<void> {
       },
       {
         what: "stream",
+        path: "HTTP/2 floor: one node:http2 request and reply",
+        reference: "one HTTP/2 exchange's cost",
+        run: exchange,
+      },
+      {
+        what: "stream",
         path: "RPC floor: grpc.health.v1.Health/Check, same server",
+        reference: "any call's cost",
         run: async () => void (await health.check({})),
       },
       {
@@ -363,8 +432,7 @@ function report(): void {
   ];
   const cells = rows.map((r) => {
     const base = rows.find((b) => b.what === r.what && b.path.startsWith("bare"));
-    const floor = r.path.startsWith("RPC floor");
-    const ours = base !== undefined && base !== r && !floor;
+    const ours = base !== undefined && base !== r && r.reference === undefined;
     const margin = (b: Row) => `${r.p50 >= b.p50 ? "+" : "−"}${fixed(Math.abs(r.p50 - b.p50))} ms`;
     return [
       r.what,
@@ -376,10 +444,8 @@ function report(): void {
       fixed(r.cpu),
       ours
         ? `${fixed(r.p50 / base.p50)}×, ${margin(base)}`
-        : floor
-          ? r.what === "exec" && base !== undefined
-            ? `reference: ${margin(base)}, one call's cost after an exec`
-            : "reference: any call's cost"
+        : r.reference !== undefined
+          ? `reference: ${r.what === "exec" && base !== undefined ? `${margin(base)}, ` : ""}${r.reference}`
           : "baseline",
       ours ? (target[r.what] ?? "") : "",
       ours ? verdict(r, base) : "",
