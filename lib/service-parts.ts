@@ -35,17 +35,28 @@ export interface RunningService extends RunningServer {
 
 /** Serves one service on its own port. */
 export async function serveParts(parts: ServiceParts): Promise<RunningService> {
-  const server = await startServer({
-    name: parts.name,
-    services: parts.services,
-    routes: parts.routes,
-    host: parts.listen.host,
-    port: parts.listen.port,
-    logger: parts.logger,
-    interceptors: serverInterceptors(parts.logger, parts.apiToken),
-    shutdownTimeoutMs: parts.listen.shutdownTimeoutMs,
-    readMaxBytes: parts.readMaxBytes,
-  });
+  let server: RunningServer;
+  try {
+    server = await startServer({
+      name: parts.name,
+      services: parts.services,
+      routes: parts.routes,
+      host: parts.listen.host,
+      port: parts.listen.port,
+      logger: parts.logger,
+      interceptors: serverInterceptors(parts.logger, parts.apiToken),
+      shutdownTimeoutMs: parts.listen.shutdownTimeoutMs,
+      readMaxBytes: parts.readMaxBytes,
+    });
+  } catch (err) {
+    // The port is taken, say: what the parts hold (connections, containers, files) goes too.
+    await parts
+      .close()
+      .catch((closeErr: unknown) =>
+        parts.logger.warn({ err: closeErr }, "could not close the service after a failed start"),
+      );
+    throw err;
+  }
   return {
     port: server.port,
     url: server.url,

@@ -4,7 +4,7 @@ import { createServiceTransport } from "../../lib/transport.js";
 import { loadConfig } from "../../lib/config.js";
 import type { EventBus } from "../../lib/events/event-bus.js";
 import { connectEventBus } from "../../lib/infra.js";
-import { createLogger } from "../../lib/logger.js";
+import { createLogger, type Logger } from "../../lib/logger.js";
 import { serveParts, type RunningService, type ServiceParts } from "../../lib/service-parts.js";
 import { ExecutorService } from "../../gen/agentainer/executor/v1/executor_pb.js";
 import { StateService } from "../../gen/agentainer/state/v1/state_pb.js";
@@ -62,11 +62,34 @@ export async function createExecutorService(
 ): Promise<ServiceParts & { readonly runtime: ContainerRuntime }> {
   const config = loadConfig(executorConfigSchema, environment);
   const logger = createLogger({ name: "executor", level: config.LOG_LEVEL });
+  // What this function made, closed again (last first) if a later step of the start fails.
+  const made: Array<() => Promise<void>> = [];
+  try {
+    return await compose(config, logger, overrides, made);
+  } catch (err) {
+    for (const close of made.reverse()) {
+      await close().catch((closeErr: unknown) =>
+        logger.warn({ err: closeErr }, "could not undo a step of a failed start"),
+      );
+    }
+    throw err;
+  }
+}
+
+/** The steps of createExecutorService; each thing it makes is pushed on `made` once made. */
+async function compose(
+  config: ExecutorConfig,
+  logger: Logger,
+  overrides: ExecutorOverrides,
+  made: Array<() => Promise<void>>,
+): Promise<ServiceParts & { readonly runtime: ContainerRuntime }> {
   const runtime =
     overrides.runtime ??
     (await selectRuntime(config.EXECUTOR_RUNTIME, config.DOCKER_SOCKET, logger));
+  if (overrides.runtime === undefined) made.push(() => runtime.close());
   const bus =
     overrides.bus ?? (await connectEventBus(config.NATS_URL, logger, "agentainer-executor"));
+  if (overrides.bus === undefined) made.push(() => bus.close());
   const now = Date.now;
   const tasks = new TaskRegistry({
     nodeId: config.EXECUTOR_NODE_ID,
@@ -78,7 +101,9 @@ export async function createExecutorService(
     },
     listener: taskEventPublisher(bus, now),
   });
+  made.push(async () => tasks.close());
   const fifos = await FifoStock.create(await prepareWorkDir(config.EXECUTOR_WORK_DIR));
+  made.push(() => fifos.close());
   const ctx: ExecutorContext = {
     runtime,
     tasks,
@@ -102,6 +127,7 @@ export async function createExecutorService(
     now,
   };
   const agents = new AgentManager(ctx, agentEventPublisher(bus, now));
+  made.push(() => agents.close());
   const recovered = await agents.recover();
   if (recovered.adopted + recovered.removed > 0) {
     logger.info(recovered, "containers of a previous run: exec agents adopted, the rest removed");
